@@ -1,0 +1,343 @@
+"""Pure translation between ASGI scopes and WSGI environs, and PEP 3333 checks.
+
+Nothing here does I/O or touches an event loop, so every rule can be tested with
+plain data. Both adapters build on these functions; neither has header or path
+code of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from .exceptions import ASGIProtocolError, BadRequest, WSGIProtocolError
+from .types import Environ, Scope
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+# HTTP token characters (RFC 9110 section 5.6.2).
+_is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+# CR, LF and NUL would split or truncate a header line: response splitting.
+_has_forbidden_char = re.compile(r"[\r\n\x00]").search
+_STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\x00]*")
+
+# Header name -> environ key, cached because real traffic repeats a small set of names.
+_ENVIRON_KEYS: dict[bytes, str] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+_ENVIRON_KEYS_MAX = 4096
+_wsgi_logger = logging.getLogger("bridge.wsgi")
+
+
+def _environ_key(name: bytes) -> str:
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
+class _ErrorStream:
+    """``wsgi.errors``: a text stream whose lines go to the ``bridge.wsgi`` logger."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            _wsgi_logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            _wsgi_logger.error("%s", self._pending)
+            self._pending = ""
+
+
+def _path_info(scope: Scope, root_path: str) -> str:
+    """PATH_INFO: the request path with ``root_path`` removed on a segment boundary."""
+    path: str = scope["path"]
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        path = path[len(root_path) :]
+    try:
+        encoded = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise BadRequest(f"The request path {path!r} cannot be encoded as UTF-8.") from None
+    if b"\xef\xbf\xbd" in encoded:
+        # The server replaced undecodable bytes; raw_path still has them.
+        raw_path = scope.get("raw_path")
+        if raw_path:
+            raw = unquote_to_bytes(raw_path.partition(b"?")[0])
+            prefix = root_path.encode("utf-8")
+            if prefix and (raw == prefix or raw.startswith(prefix + b"/")):
+                raw = raw[len(prefix) :]
+            encoded = raw
+    return encoded.decode("latin-1")
+
+
+def build_environ(
+    scope: Scope,
+    *,
+    keep_underscore_headers: bool = False,
+    max_duplicate_headers: int = 100,
+) -> Environ:
+    """Build the PEP 3333 environ for an ASGI ``http`` scope, without ``wsgi.input``.
+
+    :raises BadRequest: when a header is repeated more than ``max_duplicate_headers``
+        times or the path cannot be represented.
+    """
+    root_path = scope.get("root_path", "").rstrip("/")
+    scheme = scope.get("scheme") or "http"
+    environ: Environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": root_path.encode("utf-8").decode("latin-1"),
+        "PATH_INFO": _path_info(scope, root_path),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scheme,
+        "wsgi.errors": _ErrorStream(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "asgi.scope": scope,
+    }
+    duplicates: dict[str, list[str]] | None = None
+    for name, raw_value in scope["headers"]:
+        if b"_" in name and not keep_underscore_headers:
+            continue
+        key = _environ_key(name)
+        value = raw_value.decode("latin-1")
+        if key in environ:
+            if duplicates is None:
+                duplicates = {}
+            values = duplicates.get(key)
+            if values is None:
+                duplicates[key] = [environ[key], value]
+            else:
+                values.append(value)
+                if len(values) > max_duplicate_headers:
+                    raise BadRequest(
+                        f"Header {name.decode('latin-1')!r} is repeated more than "
+                        f"{max_duplicate_headers} times."
+                    )
+        else:
+            environ[key] = value
+    if duplicates:
+        for key, values in duplicates.items():
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
+
+    server = scope.get("server")
+    if server and server[1] is not None:
+        environ["SERVER_NAME"] = server[0]
+        environ["SERVER_PORT"] = str(server[1])
+    else:
+        host, _, port = environ.get("HTTP_HOST", "").rpartition(":")
+        if not host or not port.isdigit():
+            host, port = environ.get("HTTP_HOST", "") or "localhost", ""
+        environ["SERVER_NAME"] = host
+        environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(scheme, "80")
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    return environ
+
+
+def _http_version(protocol: str) -> str:
+    version = protocol.partition("/")[2]
+    if version in ("2", "2.0"):
+        return "2"
+    if version in ("3", "3.0"):
+        return "3"
+    return "1.0" if version == "1.0" else "1.1"
+
+
+def _wsgi_str_to_utf8(value: str) -> str:
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -> Scope:
+    """Build the ASGI ``http`` scope for a PEP 3333 environ.
+
+    :raises BadRequest: when the environ is missing keys or holds values of the
+        wrong type (a sloppy WSGI server), so the bridge can answer 400 instead of
+        crashing.
+    """
+    try:
+        script_name: str = environ.get("SCRIPT_NAME", "")
+        path_info: str = environ.get("PATH_INFO", "")
+        root_path = _wsgi_str_to_utf8(script_name)
+        path = root_path + _wsgi_str_to_utf8(path_info)
+        headers: list[tuple[bytes, bytes]] = []
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:].lower().replace("_", "-").encode("latin-1")
+                headers.append((name, value.encode("latin-1")))
+            elif key == "CONTENT_TYPE" and value:
+                headers.append((b"content-type", value.encode("latin-1")))
+            elif key == "CONTENT_LENGTH" and value:
+                headers.append((b"content-length", value.encode("latin-1")))
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        if raw_uri:
+            raw_path = raw_uri.encode("latin-1").partition(b"?")[0]
+            if raw_path.startswith((b"http://", b"https://")):
+                # An absolute-form request target: keep the path part only.
+                raw_path = b"/" + raw_path.split(b"/", 3)[3] if raw_path.count(b"/") >= 3 else b"/"
+        else:
+            raw_path = (script_name + path_info).encode("latin-1")
+        remote_addr = environ.get("REMOTE_ADDR")
+        remote_port = environ.get("REMOTE_PORT")
+        server_port = environ.get("SERVER_PORT")
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": _http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            "method": environ["REQUEST_METHOD"].upper(),
+            "scheme": environ.get("wsgi.url_scheme", "http"),
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+            "root_path": root_path,
+            "headers": headers,
+            "client": (
+                (remote_addr, int(remote_port) if remote_port and remote_port.isdigit() else 0)
+                if remote_addr
+                else None
+            ),
+            "server": (
+                (environ.get("SERVER_NAME", ""), int(server_port))
+                if server_port and str(server_port).isdigit()
+                else None
+            ),
+            "extensions": extensions if extensions is not None else {},
+            "wsgi_environ": environ,
+        }
+    except KeyError as exc:
+        raise BadRequest(f"The WSGI server's environ has no {exc.args[0]!r} key.") from None
+    except (AttributeError, TypeError, UnicodeError) as exc:
+        raise BadRequest(
+            f"The WSGI server's environ holds a value of the wrong type: {exc}."
+        ) from None
+    return scope
+
+
+def content_length(environ: Environ) -> int | None:
+    """The request's CONTENT_LENGTH as an int, None when absent.
+
+    :raises BadRequest: when it is not a non-negative decimal number.
+    """
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None
+    if not isinstance(value, str) or not value.isdigit() or not value.isascii():
+        raise BadRequest(f"Invalid Content-Length {value!r}: expected a non-negative integer.")
+    return int(value)
+
+
+def parse_status(status: object) -> int:
+    """The status code of a PEP 3333 status line such as ``"200 OK"``.
+
+    :raises WSGIProtocolError: when the status is not a native string of a
+        three-digit code, a space and a reason phrase.
+    """
+    if type(status) is not str:
+        raise WSGIProtocolError(
+            f"Expected the status to be a str like '200 OK', but got {type(status).__name__}."
+        )
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        raise WSGIProtocolError(f"Expected a status line like '200 OK', but got {status!r}.")
+    return int(match.group(1))
+
+
+def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    """Validate PEP 3333 response headers and encode them for ASGI (names lower-cased).
+
+    :raises WSGIProtocolError: on anything but a list of ``(str, str)`` tuples, a name
+        that is not an HTTP token, or a value with CR, LF, NUL or non-latin-1 text.
+    """
+    if type(headers) is not list:
+        raise WSGIProtocolError(
+            f"Expected the response headers as a list, but got {type(headers).__name__}."
+        )
+    encoded: list[tuple[bytes, bytes]] = []
+    for header in headers:
+        if type(header) is not tuple or len(header) != 2:
+            raise WSGIProtocolError(
+                f"Expected each response header as a (name, value) tuple, but got {header!r}."
+            )
+        name, value = header
+        if type(name) is not str or type(value) is not str:
+            raise WSGIProtocolError(
+                f"Expected response header name and value as str, but got {header!r}."
+            )
+        try:
+            raw_name = name.lower().encode("latin-1")
+            raw_value = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise WSGIProtocolError(
+                f"Response header {header!r} holds text outside latin-1; encode it first."
+            ) from None
+        if not _is_token(raw_name):  # also rejects an empty name
+            raise WSGIProtocolError(f"Invalid response header name {name!r}.")
+        if _has_forbidden_char(value):
+            raise WSGIProtocolError(
+                f"Response header {name!r} has a CR, LF or NUL in its value {value!r}."
+            )
+        encoded.append((raw_name, raw_value.strip(b" \t")))
+    return encoded
+
+
+def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """ASGI response headers as PEP 3333 ``(str, str)`` pairs, validated.
+
+    :raises ASGIProtocolError: when a header is not a pair of bytes or would split
+        the response.
+    """
+    decoded: list[tuple[str, str]] = []
+    try:
+        for name, value in headers:
+            text_name = name.decode("latin-1")
+            text_value = value.decode("latin-1")
+            if not _is_token(name) or _has_forbidden_char(text_value):
+                raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
+            decoded.append((text_name, text_value))
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ASGIProtocolError):
+            raise
+        raise ASGIProtocolError(
+            f"Expected response headers as [name, value] pairs of bytes, but got {headers!r}."
+        ) from None
+    return decoded
+
+
+_REASONS: dict[int, str] = {}
+
+
+def status_line(code: int) -> str:
+    """``"404 Not Found"`` for 404: the PEP 3333 status string for an ASGI status code."""
+    line = _REASONS.get(code)
+    if line is None:
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = ""
+        line = f"{code} {phrase}".rstrip() if phrase else f"{code} "
+        _REASONS[code] = line
+    return line

@@ -1,0 +1,69 @@
+"""A process-wide pool of daemon threads that run WSGI requests.
+
+How many run at once is bounded by each adapter's :class:`anyio.CapacityLimiter`,
+acquired on the event loop before a job is submitted; the pool itself only keeps
+idle threads around for reuse. Compared with ``anyio.to_thread.run_sync`` it saves a
+task group and a future per request and lets the job post its results to the loop
+as it goes (measured in docs/performance.md).
+
+Threads are daemons, so a request stuck in application code never blocks
+interpreter exit, and the pool forgets its threads in a forked child, where they do
+not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+_IDLE_SECONDS = 10.0
+
+
+class _WorkerPool:
+    __slots__ = ("_idle", "_jobs", "_lock", "_threads")
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+
+    def submit(self, job: Callable[[], object]) -> None:
+        """Run ``job()`` in a pool thread; it must not raise."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+            self._threads += 1
+        thread = threading.Thread(target=self._work, args=(job,), name="bridge-worker", daemon=True)
+        thread.start()
+
+    def _work(self, job: Callable[[], object] | None) -> None:
+        jobs = self._jobs
+        while True:
+            if job is not None:
+                job()
+                job = None
+            with self._lock:
+                self._idle += 1
+            try:
+                job = jobs.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    try:
+                        # A submit may have counted on this thread just now.
+                        job = jobs.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+
+    def _after_fork(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+pool = _WorkerPool()
+os.register_at_fork(after_in_child=pool._after_fork)

@@ -1,0 +1,676 @@
+"""``WSGIToASGI``: serve a WSGI app from an ASGI server.
+
+Theory of operation
+-------------------
+A request is two parties: the *pump*, the ASGI task the server called, and the
+*worker*, a pool thread that runs the WSGI app. They share one ``_Channel``.
+
+1. The pump builds the environ, takes a token from the capacity limiter (so at
+   most ``max_threads`` apps run at once; the rest wait on the loop, which stays
+   free) and submits the worker.
+2. The worker calls the app and puts what it produces into the channel: a
+   finished list or tuple response as one ``COMPLETE`` item (a single hop back to
+   the loop), otherwise the start line together with the first non-empty chunk
+   (PEP 3333 delays headers until then), each further chunk, ``END``, and last
+   ``DONE`` with the exception that ended the request, if any. ``close()`` on the
+   app's iterable runs in the worker's ``finally``: on success, on error and when
+   the client went away.
+3. The pump takes everything pending at once, joins small chunks up to
+   ``chunk_size`` and awaits ``send()``. Servers flush before ``send()`` returns
+   and the channel holds at most ``high_water`` bytes, so a slow client blocks the
+   worker in ``put()``: back-pressure, with bounded memory.
+4. The pump is the one caller of ``receive()``. When the app reads ``wsgi.input``
+   and needs more bytes, the worker puts ``NEED_BODY`` and waits on ``_bodies``;
+   the pump receives and answers. A disconnect before the body's end makes the
+   read raise ``ClientDisconnected``, never a silent short body.
+5. Once a response streams and the body has been read, a watcher task waits on
+   ``receive()`` for ``http.disconnect`` (some servers make ``send()`` a silent
+   no-op after a disconnect). It aborts the channel: the worker's next ``put()``
+   raises ``ClientDisconnected``, iteration stops and ``close()`` runs.
+6. If the pump is cancelled, it aborts the channel the same way; the worker
+   releases its limiter token when it finishes, whoever is still waiting.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Final
+
+import anyio
+
+from ._environ import build_environ, encode_headers, parse_status
+from ._loop import CallSoon, current_call_soon, post
+from ._threads import pool
+from ._wsgi_input import WSGIInput
+from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
+from .types import Environ, ExcInfo, Receive, Scope, Send, WSGIApp
+
+logger = logging.getLogger("bridge")
+
+_NEED_BODY: Final = object()
+_END: Final = object()
+_START: Final = 1
+_COMPLETE: Final = 2
+_DONE: Final = 3
+_PATHSEND: Final = 4
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file as a response iterable.
+
+    The bridge sends it with the ASGI ``http.response.pathsend`` extension when the
+    server offers it and the file is a regular file read from its start; otherwise
+    it is read in blocks in the worker thread.
+    """
+
+    __slots__ = ("block_size", "filelike")
+
+    def __init__(self, filelike: IO[bytes], block_size: int = 65536) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = max(self.block_size, 65536)
+        while block := read(size):
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def sendable_path(self) -> str | None:
+        """The file's absolute path, when sending it by path gives the same bytes."""
+        name = getattr(self.filelike, "name", None)
+        if not isinstance(name, str):
+            return None
+        try:
+            if self.filelike.tell() != 0:
+                return None
+            opened = os.fstat(self.filelike.fileno())
+            path = os.path.realpath(name)
+            on_disk = os.stat(path)
+        except (OSError, AttributeError, ValueError):
+            return None
+        if (opened.st_dev, opened.st_ino) != (on_disk.st_dev, on_disk.st_ino):
+            return None
+        return path
+
+
+class _Channel:
+    """Worker-to-pump queue of response items, bounded by bytes."""
+
+    __slots__ = (
+        "_aborted",
+        "_bytes",
+        "_call_soon",
+        "_event",
+        "_high_water",
+        "_items",
+        "_lock",
+        "_space",
+        "_waiting",
+    )
+
+    def __init__(self, call_soon: CallSoon, high_water: int) -> None:
+        self._call_soon = call_soon
+        self._high_water = high_water
+        self._items: list[object] = []
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._bytes = 0
+        self._waiting = False
+        self._event: anyio.Event | None = None
+        self._aborted = False
+
+    # Worker side.
+
+    def put(self, item: object, size: int = 0) -> None:
+        """Queue ``item``; blocks while the channel is full.
+
+        :raises ClientDisconnected: once the pump has aborted the channel.
+        """
+        with self._lock:
+            while True:
+                if self._aborted:
+                    raise ClientDisconnected("The client disconnected; the response was cut.")
+                if not size or self._bytes < self._high_water:
+                    break
+                self._space.wait()
+            self._append(item, size)
+
+    def finish(self, item: object) -> None:
+        """Queue the last item; never blocks or raises."""
+        with self._lock:
+            self._append(item, 0)
+
+    def _append(self, item: object, size: int) -> None:
+        self._items.append(item)
+        self._bytes += size
+        if self._waiting:
+            self._waiting = False
+            assert self._event is not None
+            post(self._call_soon, self._event.set)
+
+    # Pump side.
+
+    async def get(self) -> list[object]:
+        """Take every pending item, waiting for one if there is none."""
+        while True:
+            with self._lock:
+                items = self._items
+                if items:
+                    self._items = []
+                    self._bytes = 0
+                    self._space.notify()
+                    return items
+                event = self._event = anyio.Event()
+                self._waiting = True
+            await event.wait()
+
+    def abort(self) -> None:
+        """Make the worker's next ``put()`` raise ClientDisconnected."""
+        with self._lock:
+            self._aborted = True
+            self._space.notify_all()
+
+
+def _is_body_empty(environ: Environ, scope: Scope) -> bool:
+    """True when HTTP/1 framing says the request has no body (RFC 9112 6.3)."""
+    return (
+        environ.get("CONTENT_LENGTH") in (None, "0")
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and scope.get("http_version", "1.1") in ("1.1", "1.0")
+    )
+
+
+class WSGIToASGI:
+    """Serve a WSGI application from an ASGI server.
+
+    ``WSGIToASGI(wsgi_app)`` is an ASGI 3 application. Each request runs the WSGI
+    app in a pool thread; the request body streams from ``receive()`` into
+    ``wsgi.input`` as the app reads it, and the response streams from the app's
+    iterable to ``send()`` with back-pressure both ways.
+
+    Arguments:
+
+    * ``app``: the WSGI application.
+    * ``max_threads``: how many requests may run the app at once, as a count or a
+      shared :class:`anyio.CapacityLimiter`. Further requests wait without blocking
+      the event loop.
+    * ``chunk_size``: small chunks the app yields while the client is busy are joined
+      into ``send()`` messages of up to this many bytes; a larger chunk is sent as is.
+    * ``high_water``: bytes the app may produce ahead of the client before its thread
+      waits (back-pressure).
+    * ``keep_underscore_headers``: keep request headers whose names contain ``_``.
+      They are dropped by default, as nginx and gunicorn do, because ``X_Forwarded_For``
+      and ``X-Forwarded-For`` would map to the same environ key.
+    * ``max_duplicate_headers``: answer 400 when a header is repeated more often.
+    * ``max_body_size``: answer 413 when the request body is larger (``None``: no limit).
+
+    :raises TypeError: when ``app`` is not callable.
+    :raises ValueError: on a non-positive limit or size.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        max_threads: int | anyio.CapacityLimiter = 64,
+        chunk_size: int = 65536,
+        high_water: int = 262144,
+        keep_underscore_headers: bool = False,
+        max_duplicate_headers: int = 100,
+        max_body_size: int | None = None,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"Expected a WSGI application (a callable), but got {app!r}.")
+        for name, value in (
+            ("chunk_size", chunk_size),
+            ("high_water", high_water),
+            ("max_duplicate_headers", max_duplicate_headers),
+        ):
+            if value < 1:
+                raise ValueError(f"Expected '{name}' to be at least 1, but got {value}.")
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
+        if isinstance(max_threads, int):
+            if max_threads < 1:
+                raise ValueError(f"Expected 'max_threads' to be at least 1, but got {max_threads}.")
+            max_threads = anyio.CapacityLimiter(max_threads)
+        self.app = app
+        self.limiter = max_threads
+        self.chunk_size = chunk_size
+        self.high_water = high_water
+        self.keep_underscore_headers = keep_underscore_headers
+        self.max_duplicate_headers = max_duplicate_headers
+        self.max_body_size = max_body_size
+
+    def __repr__(self) -> str:
+        return f"WSGIToASGI({self.app!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await _Responder(self, scope, receive, send).run()
+        elif kind == "lifespan":
+            await _answer_lifespan(receive, send)
+        elif kind == "websocket":
+            # Closing before accepting makes the server answer 403.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008, "reason": ""})
+            logger.info(
+                "WSGIToASGI refused a websocket to %r: WSGI cannot carry websockets; "
+                "mount a native ASGI app there.",
+                scope.get("path"),
+            )
+        else:
+            raise ValueError(f"WSGIToASGI cannot serve scope type {kind!r}.")
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _send_plain(send: Send, status: int, text: str) -> None:
+    body = text.encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Responder:
+    """One request: the pump's state on the loop and the worker's in its thread."""
+
+    __slots__ = (
+        "_bodies",
+        "_body_done",
+        "_channel",
+        "_environ",
+        "_gone",
+        "_headers",
+        "_headers_sent",
+        "_leftover",
+        "_receive",
+        "_remaining",
+        "_scope",
+        "_send",
+        "_sent_start",
+        "_status",
+        "_task_group",
+        "_wsgi",
+    )
+
+    def __init__(self, wsgi: WSGIToASGI, scope: Scope, receive: Receive, send: Send) -> None:
+        self._wsgi = wsgi
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        # Worker-side state.
+        self._status: int | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers_sent = False
+        self._remaining: int | None = None
+        # Pump-side state.
+        self._body_done = False
+        self._gone = False
+        self._sent_start = False
+        self._leftover: list[object] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._bodies: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+
+    # The pump.
+
+    async def run(self) -> None:
+        wsgi = self._wsgi
+        scope = self._scope
+        try:
+            environ = build_environ(
+                scope,
+                keep_underscore_headers=wsgi.keep_underscore_headers,
+                max_duplicate_headers=wsgi.max_duplicate_headers,
+            )
+            limit = wsgi.max_body_size
+            if limit is not None and environ.get("CONTENT_LENGTH", "").isdigit():
+                if int(environ["CONTENT_LENGTH"]) > limit:
+                    raise BadRequest(
+                        f"The request body is larger than the limit of {limit} bytes.", 413
+                    )
+            if _is_body_empty(environ, scope):
+                self._body_done = True
+                body = WSGIInput(self._fetch, more=False)
+            else:
+                body = WSGIInput(self._fetch, limit=limit)
+        except BadRequest as exc:
+            logger.info("Refused a request to %r: %s", scope.get("path"), exc)
+            await _send_plain(self._send, exc.status_hint, str(exc))
+            return
+        environ["wsgi.input"] = body
+        environ["wsgi.file_wrapper"] = FileWrapper
+        self._environ = environ
+
+        call_soon = current_call_soon()
+        self._channel = _Channel(call_soon, wsgi.high_water)
+        limiter = wsgi.limiter
+        try:
+            limiter.acquire_on_behalf_of_nowait(self)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(self)
+        context = contextvars.copy_context()
+        pool.submit(lambda: context.run(self._work, call_soon))
+        try:
+            if not await self._relay():
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    if self._body_done:
+                        task_group.start_soon(self._watch)
+                    await self._relay()
+                    task_group.cancel_scope.cancel()
+        except BaseException:
+            self._abort()
+            raise
+
+    async def _relay(self) -> bool:
+        """Relay the worker's items to ``send()`` until it is done.
+
+        Without a task group it returns False when the response turns out to
+        stream, before sending the first body message, so that the caller can start
+        the disconnect watcher first.
+        """
+        channel = self._channel
+        send = self._send
+        streaming = self._task_group is not None
+        while True:
+            items = self._leftover or await channel.get()
+            self._leftover = []
+            chunks: list[bytes] = []
+            final = False
+            for item in items:
+                if type(item) is bytes:
+                    chunks.append(item)
+                elif item is _END:
+                    final = True
+                elif item is _NEED_BODY:
+                    await self._answer_body()
+                    if self._body_done and streaming and not self._gone:
+                        assert self._task_group is not None
+                        self._task_group.start_soon(self._watch)
+                else:
+                    assert type(item) is tuple
+                    tag = item[0]
+                    if tag == _DONE:
+                        if (chunks or final) and not self._gone:
+                            await self._send_chunks(chunks, final)
+                        await self._finish(item[1])
+                        return True
+                    self._sent_start = True
+                    if self._gone:
+                        continue
+                    await send(
+                        {"type": "http.response.start", "status": item[1], "headers": item[2]}
+                    )
+                    if tag == _COMPLETE:
+                        await send({"type": "http.response.body", "body": item[3]})
+                    elif tag == _PATHSEND:
+                        await send({"type": "http.response.pathsend", "path": item[3]})
+            if chunks and not final and not streaming:
+                self._leftover = chunks  # type: ignore[assignment]
+                return False
+            if (chunks or final) and not self._gone:
+                await self._send_chunks(chunks, final)
+
+    async def _send_chunks(self, chunks: list[bytes], final: bool) -> None:
+        send = self._send
+        limit = self._wsgi.chunk_size
+        count = len(chunks)
+        if count == 1 or (count and sum(map(len, chunks)) <= limit):
+            body = chunks[0] if count == 1 else b"".join(chunks)
+            await send({"type": "http.response.body", "body": body, "more_body": not final})
+            return
+        batch: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            if batch and size + len(chunk) > limit:
+                await send(
+                    {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
+                )
+                batch = []
+                size = 0
+            batch.append(chunk)
+            size += len(chunk)
+        await send({"type": "http.response.body", "body": b"".join(batch), "more_body": not final})
+
+    async def _finish(self, error: BaseException | None) -> None:
+        if error is None:
+            return
+        if self._gone and isinstance(error, ClientDisconnected):
+            logger.debug("Client went away from %r.", self._scope.get("path"))
+            return
+        if isinstance(error, BadRequest) and not self._sent_start:
+            # The bridge's own limit tripped inside wsgi.input: answer it ourselves.
+            await _send_plain(self._send, error.status_hint, str(error))
+            return
+        raise error
+
+    async def _answer_body(self) -> None:
+        if self._gone:
+            self._bodies.put(None)
+            return
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "http.request":
+                more = message.get("more_body", False)
+                if not more:
+                    self._body_done = True
+                self._bodies.put((message.get("body", b""), more))
+                return
+            if kind == "http.disconnect":
+                self._gone = True
+                self._channel.abort()
+                self._bodies.put(None)
+                return
+
+    async def _watch(self) -> None:
+        receive = self._receive
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone = True
+        self._channel.abort()
+
+    def _abort(self) -> None:
+        self._gone = True
+        self._channel.abort()
+        self._bodies.put(None)
+
+    # The worker.
+
+    def _fetch(self) -> tuple[bytes, bool]:
+        self._channel.put(_NEED_BODY)
+        chunk = self._bodies.get()
+        if chunk is None:
+            raise ClientDisconnected(
+                "The client disconnected before the request body was complete."
+            )
+        return chunk
+
+    def _work(self, call_soon: CallSoon) -> None:
+        error: BaseException | None = None
+        iterable: Iterable[bytes] | None = None
+        try:
+            iterable = self._wsgi.app(self._environ, self._start_response)
+            kind = type(iterable)
+            if (kind is list or kind is tuple) and not self._headers_sent:
+                self._complete(iterable)  # type: ignore[arg-type]
+            elif kind is FileWrapper and self._send_path(iterable):  # type: ignore[arg-type]
+                pass
+            else:
+                write = self._write
+                for chunk in iterable:
+                    write(chunk)
+                    if self._remaining == 0:
+                        break
+                self._end()
+        except BaseException as exc:
+            error = exc
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:
+                    if error is None:
+                        error = exc
+                    else:
+                        logger.exception("The response iterable's close() raised too.")
+            self._channel.finish((_DONE, error))
+            del error
+            post(call_soon, self._wsgi.limiter.release_on_behalf_of, self)
+
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Any:
+        if exc_info is not None:
+            try:
+                if self._headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self._status is not None:
+            raise WSGIProtocolError(
+                "start_response() was called a second time without exc_info; pass "
+                "sys.exc_info() to replace the headers of a failed response."
+            )
+        code = parse_status(status)
+        encoded = encode_headers(headers)
+        remaining = None
+        for name, value in encoded:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise WSGIProtocolError(
+                        f"Expected Content-Length to be a non-negative integer, but got {value!r}."
+                    )
+                remaining = int(value)
+        self._status = code
+        self._headers = encoded
+        self._remaining = remaining
+        return self._write
+
+    def _send_start(self) -> None:
+        if self._status is None:
+            raise WSGIProtocolError("The app produced a response without calling start_response().")
+        self._channel.put((_START, self._status, self._headers))
+        self._headers_sent = True
+
+    def _write(self, data: bytes) -> None:
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise WSGIProtocolError(
+                    f"Expected the response body as bytes, but got {type(data).__name__}; "
+                    "encode text before returning it."
+                )
+            data = bytes(data)
+        if not data:
+            return
+        remaining = self._remaining
+        if remaining is not None:
+            if remaining == 0:
+                return
+            if len(data) >= remaining:
+                if len(data) > remaining:
+                    logger.warning(
+                        "The app sent more than its declared Content-Length for %r; "
+                        "the excess was dropped.",
+                        self._environ.get("PATH_INFO"),
+                    )
+                    data = data[:remaining]
+                self._remaining = 0
+            else:
+                self._remaining = remaining - len(data)
+        if not self._headers_sent:
+            self._send_start()
+        self._channel.put(data, len(data))
+
+    def _short_body(self, remaining: int | None) -> WSGIProtocolError | None:
+        if (
+            remaining
+            and remaining > 0
+            and self._environ["REQUEST_METHOD"] != "HEAD"
+            and self._status not in (204, 304)
+        ):
+            return WSGIProtocolError(
+                f"The app declared Content-Length but its body was {remaining} bytes short; "
+                "the connection is aborted so the client does not wait for the rest."
+            )
+        return None
+
+    def _end(self) -> None:
+        if not self._headers_sent:
+            self._send_start()
+        error = self._short_body(self._remaining)
+        if error is not None:
+            raise error
+        self._channel.put(_END)
+
+    def _complete(self, parts: list[bytes] | tuple[bytes, ...]) -> None:
+        if self._status is None:
+            raise WSGIProtocolError("The app returned a response without calling start_response().")
+        try:
+            body = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        except TypeError:
+            raise WSGIProtocolError(
+                "Expected the response iterable to hold bytes, but it holds "
+                f"{sorted({type(part).__name__ for part in parts})}; encode text first."
+            ) from None
+        remaining = self._remaining
+        if remaining is not None and len(body) != remaining:
+            if len(body) > remaining:
+                body = body[:remaining]
+                logger.warning(
+                    "The app sent more than its declared Content-Length for %r; "
+                    "the excess was dropped.",
+                    self._environ.get("PATH_INFO"),
+                )
+            else:
+                error = self._short_body(remaining - len(body))
+                if error is not None:
+                    # Send what there is, then fail, as a streamed response would.
+                    self._send_start()
+                    self._channel.put(body, len(body))
+                    raise error
+        self._headers_sent = True
+        self._channel.put((_COMPLETE, self._status, self._headers, body))
+
+    def _send_path(self, wrapper: FileWrapper) -> bool:
+        extensions = self._scope.get("extensions") or {}
+        if "http.response.pathsend" not in extensions or self._headers_sent:
+            return False
+        path = wrapper.sendable_path()
+        if path is None or self._status is None:
+            return False
+        if self._remaining is not None and self._remaining != os.path.getsize(path):
+            return False
+        self._headers_sent = True
+        self._channel.put((_PATHSEND, self._status, self._headers, path))
+        return True

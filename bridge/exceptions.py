@@ -1,0 +1,62 @@
+"""Exceptions raised by :mod:`bridge`.
+
+::
+
+    BridgeError
+     ├── ClientDisconnected (also OSError)   the client went away mid-request
+     ├── ProtocolError                       a wrapped app or a server broke its spec
+     │    ├── WSGIProtocolError (also ValueError)
+     │    └── ASGIProtocolError (also ValueError)
+     └── BadRequest                          the request cannot be bridged (answered 4xx)
+
+Every error carries ``status_hint``: the HTTP status the bridge answers with when
+it is the one to answer (before a response has started).
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ASGIProtocolError",
+    "BadRequest",
+    "BridgeError",
+    "ClientDisconnected",
+    "ProtocolError",
+    "WSGIProtocolError",
+)
+
+
+class BridgeError(Exception):
+    """Base class of every error :mod:`bridge` raises."""
+
+    status_hint: int = 500
+
+
+class ClientDisconnected(BridgeError, OSError):
+    """Raised when the client went away before the request or response was complete.
+
+    ``wsgi.input`` raises it when the upload is cut short, so a WSGI app never acts
+    on a silently truncated body; an ASGI app's ``send()`` raises it once the WSGI
+    server has closed the response.
+    """
+
+    status_hint = 400
+
+
+class ProtocolError(BridgeError):
+    """Raised when a wrapped app or a server broke the protocol it speaks."""
+
+
+class WSGIProtocolError(ProtocolError, ValueError):
+    """Raised when a WSGI app (or a WSGI server's environ) breaks PEP 3333."""
+
+
+class ASGIProtocolError(ProtocolError, ValueError):
+    """Raised when an ASGI app sends a message the ASGI spec does not allow."""
+
+
+class BadRequest(BridgeError):
+    """Raised when a request cannot be bridged; the bridge answers ``status_hint``."""
+
+    def __init__(self, message: str, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._asgi_to_wsgi import ASGIToWSGI
 from ._wsgi_to_asgi import FileWrapper, WSGIToASGI
 from .exceptions import (
     ASGIProtocolError,
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "ASGIProtocolError",
+    "ASGIToWSGI",
     "BadRequest",
     "BridgeError",
     "ClientDisconnected",

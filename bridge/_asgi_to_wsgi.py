@@ -1,0 +1,614 @@
+"""``ASGIToWSGI``: serve an ASGI app from a WSGI server.
+
+Theory of operation
+-------------------
+Each adapter owns one event loop per process, run by a daemon thread that starts
+with the first request (so a loop made before ``fork()``, e.g. by ``gunicorn
+--preload``, is never reused: the child starts its own). The loop runs the app's
+lifespan once, then one task per request.
+
+A request is two parties: the WSGI server's thread, which called the adapter, and
+the app's task on the loop. The WSGI thread owns all blocking I/O; the task never
+touches ``wsgi.input`` or the server's socket.
+
+* The task's ``send()`` puts response messages into ``inbox``, a thread-safe queue
+  the WSGI thread reads. Body bytes waiting there are counted; above
+  ``high_water`` the task's ``send()`` waits until the WSGI thread has taken them,
+  so a slow client slows the app (back-pressure) and memory stays bounded.
+* The task's ``receive()`` asks the WSGI thread for body bytes by putting
+  ``NEED_BODY`` into the same inbox; the WSGI thread reads ``wsgi.input`` and posts
+  the chunk back to the loop. A small body announced by ``CONTENT_LENGTH`` is read
+  before the task starts, so the common request costs no extra hop.
+* The WSGI thread waits for the first body message, calls ``start_response`` and
+  returns a one-element list when the response is already complete, else an
+  iterator whose ``__next__`` keeps pumping the inbox.
+* When the WSGI server calls ``close()`` before the response is complete (client
+  gone), the task's ``receive()`` returns ``http.disconnect`` and its ``send()``
+  raises ``ClientDisconnected``. After the response is complete the WSGI thread
+  leaves; work the app does after that (background tasks) stays on the loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Final
+
+import anyio
+from asgiref.compatibility import guarantee_single_callable
+
+from ._environ import build_scope, content_length, decode_headers, status_line
+from ._lifespan import Lifespan, LifespanMode
+from ._loop import CallSoon, current_call_soon, post
+from .exceptions import ASGIProtocolError, BadRequest, ClientDisconnected
+from .types import ASGIApp, Environ, Message, StartResponse
+
+logger = logging.getLogger("bridge")
+
+_CHUNK: Final = 65536
+_NEED_BODY: Final = (0,)
+_START: Final = 1
+_BODY: Final = 2
+_PATH: Final = 3
+_DONE: Final = 4
+_DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+_EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
+_EXTENSIONS: Final[dict[str, Any]] = {"http.response.pathsend": {}}
+
+
+_TaskFn = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class _LoopThread:
+    """The adapter's event loop in a daemon thread, for one process."""
+
+    def __init__(self, adapter: ASGIToWSGI) -> None:
+        self.pid = os.getpid()
+        self._adapter = adapter
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.call_soon: CallSoon
+        self.task_group: anyio.abc.TaskGroup
+        self.lifespan: Lifespan
+        self.state: dict[str, Any] = {}
+        self._stop: anyio.Event
+        self._spawn_requests: collections.deque[tuple[_TaskFn, tuple[Any, ...]]]
+        self._spawn_requests = collections.deque()
+        self._spawn_wanted: anyio.Event
+        self.thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
+
+    def start(self, timeout: float) -> None:
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"The ASGI event loop did not start within {timeout} s.")
+        if self._startup_error is not None:
+            raise RuntimeError("The ASGI event loop failed to start.") from self._startup_error
+
+    def spawn(self, fn: _TaskFn, *args: Any) -> None:
+        """Start ``fn(*args)`` as a task on the loop; safe from any thread."""
+        self._spawn_requests.append((fn, args))
+        post(self.call_soon, self._wake_spawner)
+
+    def _wake_spawner(self) -> None:
+        self._spawn_wanted.set()
+
+    async def _spawner(self) -> None:
+        # Tasks can only be started from a task, not from a thread-safe callback.
+        requests = self._spawn_requests
+        while True:
+            await self._spawn_wanted.wait()
+            self._spawn_wanted = anyio.Event()
+            while requests:
+                fn, args = requests.popleft()
+                self.task_group.start_soon(fn, *args)
+
+    def _run(self) -> None:
+        adapter = self._adapter
+        try:
+            anyio.run(self._main, backend=adapter.backend, backend_options=adapter.backend_options)
+        except BaseException as exc:
+            self._startup_error = exc
+            logger.exception("The ASGI event loop thread stopped with an error.")
+        finally:
+            self._ready.set()
+            self._finished.set()
+
+    async def _main(self) -> None:
+        self.call_soon = current_call_soon()
+        self._stop = anyio.Event()
+        self._spawn_wanted = anyio.Event()
+        self.lifespan = Lifespan(self._adapter.app, self._adapter.lifespan, self.state)
+        async with anyio.create_task_group() as task_group:
+            self.task_group = task_group
+            task_group.start_soon(self._spawner)
+            task_group.start_soon(self.lifespan.run)
+            with anyio.move_on_after(self._adapter.lifespan_timeout):
+                await self.lifespan.wait_started()
+            if not self.lifespan._startup_done.is_set():
+                self.lifespan.error = (
+                    f"Lifespan startup did not finish within {self._adapter.lifespan_timeout} s."
+                )
+                logger.error("%s", self.lifespan.error)
+            self._ready.set()
+            await self._stop.wait()
+            if self.lifespan.supported and self.lifespan.error is None:
+                with anyio.move_on_after(self._adapter.lifespan_timeout):
+                    await self.lifespan.shutdown()
+            task_group.cancel_scope.cancel()
+
+    def stop(self, timeout: float) -> None:
+        """Run lifespan shutdown, then stop the loop; waits at most ``timeout`` s."""
+        if not self.thread.is_alive():
+            return
+        post(self.call_soon, self._stop.set)
+        self._finished.wait(timeout)
+
+
+_adapters: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
+
+
+def _forget_loops_after_fork() -> None:
+    for adapter in list(_adapters):
+        adapter._loop = None
+        adapter._lock = threading.Lock()
+
+
+def _close_all_at_exit() -> None:
+    for adapter in list(_adapters):
+        adapter.close()
+
+
+os.register_at_fork(after_in_child=_forget_loops_after_fork)
+atexit.register(_close_all_at_exit)
+
+
+class ASGIToWSGI:
+    """Serve an ASGI application from a WSGI server.
+
+    ``ASGIToWSGI(asgi_app)`` is a WSGI application. The ASGI app runs on one event
+    loop per process, in a daemon thread started with the first request (and
+    started again in a child process after ``fork()``). Its lifespan startup runs
+    before the first request is handled; shutdown runs on :meth:`close` and at
+    interpreter exit.
+
+    Arguments:
+
+    * ``app``: the ASGI 3 application (an ASGI 2 double callable is adapted).
+    * ``backend``: the event loop, ``"asyncio"`` or ``"trio"``; ``backend_options``
+      are passed to :func:`anyio.run` (``{"use_uvloop": True}`` for uvloop).
+    * ``lifespan``: ``"auto"`` (run it, tolerate apps without it), ``"on"`` or ``"off"``.
+    * ``lifespan_timeout``: seconds to wait for startup and for shutdown.
+    * ``response_timeout``: seconds to wait for the response to start before
+      answering 504 and cancelling the app (``None``: wait as long as it takes).
+    * ``high_water``: response bytes the app may send ahead of the WSGI server
+      before its ``send()`` waits (back-pressure).
+    * ``max_body_size``: answer 413 when the request body is larger (``None``: no limit).
+
+    :raises TypeError: when ``app`` is not callable.
+    :raises ValueError: on an unknown lifespan mode or a non-positive size.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        backend: str = "asyncio",
+        backend_options: dict[str, Any] | None = None,
+        lifespan: LifespanMode = "auto",
+        lifespan_timeout: float = 60.0,
+        response_timeout: float | None = None,
+        high_water: int = 262144,
+        max_body_size: int | None = None,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"Expected an ASGI application (a callable), but got {app!r}.")
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"Expected lifespan 'auto', 'on' or 'off', but got {lifespan!r}.")
+        if high_water < 1:
+            raise ValueError(f"Expected 'high_water' to be at least 1, but got {high_water}.")
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
+        self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
+        self.backend = backend
+        self.backend_options = backend_options
+        self.lifespan: LifespanMode = lifespan
+        self.lifespan_timeout = lifespan_timeout
+        self.response_timeout = response_timeout
+        self.high_water = high_water
+        self.max_body_size = max_body_size
+        self._loop: _LoopThread | None = None
+        self._lock = threading.Lock()
+        _adapters.add(self)
+
+    def __repr__(self) -> str:
+        return f"ASGIToWSGI({self.app!r})"
+
+    def _running_loop(self) -> _LoopThread:
+        loop = self._loop
+        if loop is not None and loop.pid == os.getpid():
+            return loop
+        with self._lock:
+            loop = self._loop
+            if loop is None or loop.pid != os.getpid():
+                loop = _LoopThread(self)
+                loop.start(self.lifespan_timeout + 5)
+                self._loop = loop
+        return loop
+
+    def close(self) -> None:
+        """Run the app's lifespan shutdown and stop the event loop thread.
+
+        The next request starts a new loop (and runs startup again).
+        """
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and loop.pid == os.getpid():
+            loop.stop(self.lifespan_timeout + 5)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
+        loop = self._running_loop()
+        if loop.lifespan.error is not None:
+            logger.error("Answering 500: %s", loop.lifespan.error)
+            return _plain(start_response, 500, "Internal Server Error")
+        try:
+            exchange = _Exchange(self, loop, environ)
+        except BadRequest as exc:
+            logger.info("Refused a request: %s", exc)
+            return _plain(start_response, exc.status_hint, str(exc))
+        return exchange.respond(start_response)
+
+
+def _plain(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+    body = text.encode("utf-8")
+    start_response(
+        status_line(status),
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class _Exchange:
+    """One request, shared by the WSGI thread and the app's task."""
+
+    def __init__(self, adapter: ASGIToWSGI, loop: _LoopThread, environ: Environ) -> None:
+        self._adapter = adapter
+        self._loop = loop
+        self._environ = environ
+        scope = build_scope(environ, extensions=_EXTENSIONS)
+        if loop.lifespan.supported:
+            scope["state"] = loop.state.copy()
+        self._scope = scope
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        # Request body: how much is left to read (None: read to EOF).
+        length = content_length(environ)
+        limit = adapter.max_body_size
+        if limit is not None and length is not None and length > limit:
+            raise BadRequest(f"The request body is larger than the limit of {limit} bytes.", 413)
+        self._received = 0
+        if length is None and not environ.get("wsgi.input_terminated"):
+            length = 0  # PEP 3333: without CONTENT_LENGTH there is no body to read.
+        self._body_left = length
+        self._next_message: Message | None = None
+        if length is not None and length <= _CHUNK:
+            self._next_message = self._read_body() if length else _EMPTY_BODY
+        # Loop-side state.
+        self._body_complete = False
+        self._started = False
+        self._complete = False
+        self._gone = False
+        self._finished: anyio.Event | None = None
+        self._body_ready: anyio.Event | None = None
+        self._receiving = False
+        self._pending_bytes = 0
+        self._drained: anyio.Event | None = None
+
+    # The WSGI thread.
+
+    def respond(self, start_response: StartResponse) -> Any:
+        loop = self._loop
+        loop.spawn(self._run_app)
+        timeout = self._adapter.response_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        status: str | None = None
+        headers: list[tuple[str, str]] = []
+        while True:
+            try:
+                item = self._next_item(deadline)
+            except queue.Empty:
+                self._cancel()
+                logger.error(
+                    "The ASGI app did not start a response within %s s; answering 504.", timeout
+                )
+                return _plain(start_response, 504, "Gateway Timeout")
+            tag = item[0]
+            if tag == _START:
+                status, headers = item[1], item[2]
+            elif tag == _BODY:
+                assert status is not None
+                body, more = item[1], item[2]
+                if not more:
+                    start_response(status, headers)
+                    return [body]
+                if not body:
+                    continue
+                start_response(status, headers)
+                return _ResponseStream(self, body)
+            elif tag == _PATH:
+                assert status is not None
+                start_response(status, headers)
+                file = open(item[1], "rb")
+                wrapper = self._environ.get("wsgi.file_wrapper")
+                if wrapper is not None:
+                    return wrapper(file, _CHUNK)
+                return _FileIterator(file)
+            else:
+                error = item[1]
+                if error is not None:
+                    raise error
+                raise ASGIProtocolError("The ASGI app returned without starting a response.")
+
+    def _next_item(self, deadline: float | None = None) -> tuple[Any, ...]:
+        """The next response item from the task, serving body reads meanwhile."""
+        inbox = self._inbox
+        while True:
+            if deadline is None:
+                item = inbox.get()
+            else:
+                item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            if item is _NEED_BODY:
+                message = self._read_body()
+                post(self._loop.call_soon, self._deliver_body, message)
+                continue
+            if item[0] == _BODY:
+                size = len(item[1])
+                if size:
+                    with self._lock:
+                        self._pending_bytes -= size
+                        drained = self._drained
+                        if drained is not None and self._pending_bytes <= self._adapter.high_water:
+                            self._drained = None
+                            post(self._loop.call_soon, drained.set)
+            return item
+
+    def _read_body(self) -> Message:
+        left = self._body_left
+        stream = self._environ["wsgi.input"]
+        try:
+            data = stream.read(_CHUNK if left is None else min(_CHUNK, left))
+        except Exception as exc:  # the server's input raises its own types on a cut upload
+            logger.info("Reading the request body failed (%r); treating it as a disconnect.", exc)
+            return _DISCONNECT
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._received += len(data)
+        limit = self._adapter.max_body_size
+        if limit is not None and self._received > limit:
+            logger.info("The request body exceeded the limit of %d bytes.", limit)
+            return _DISCONNECT
+        if left is None:
+            more = bool(data)
+        else:
+            left -= len(data)
+            self._body_left = left
+            if left and not data:
+                return _DISCONNECT  # the client closed before sending CONTENT_LENGTH bytes
+            more = left > 0
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    def close_early(self) -> None:
+        """The WSGI server closed the response before it was complete."""
+        post(self._loop.call_soon, self._client_gone)
+
+    def _cancel(self) -> None:
+        post(self._loop.call_soon, self._client_gone)
+        scope = getattr(self, "_cancel_scope", None)
+        if scope is not None:
+            post(self._loop.call_soon, scope.cancel)
+
+    # The app's task.
+
+    async def _run_app(self) -> None:
+        self._finished = anyio.Event()
+        error: BaseException | None = None
+        try:
+            with anyio.CancelScope() as self._cancel_scope:
+                await self._adapter.app(self._scope, self._receive, self._send)
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                error = ASGIProtocolError("The ASGI app was cancelled.")
+                raise
+            error = exc
+            if self._complete or self._gone:
+                if not (self._gone and isinstance(exc, OSError)):
+                    logger.exception("Exception in the ASGI app after its response was complete.")
+        finally:
+            if not self._complete:
+                self._inbox.put((_DONE, error))
+            del error
+
+    async def _receive(self) -> Message:
+        message = self._next_message
+        if message is not None:
+            self._next_message = None
+            if message is _DISCONNECT:
+                self._client_gone()
+            elif not message["more_body"]:
+                self._body_complete = True
+            return message
+        while self._receiving:
+            # Another receive() is waiting for the body; it gets the next chunk.
+            assert self._body_ready is not None
+            await self._body_ready.wait()
+        if self._body_complete or self._gone or self._complete:
+            if not (self._complete or self._gone):
+                assert self._finished is not None
+                await self._finished.wait()
+            return _DISCONNECT
+        self._receiving = True
+        event = self._body_ready = anyio.Event()
+        self._inbox.put(_NEED_BODY)
+        await event.wait()
+        return await self._receive()
+
+    def _deliver_body(self, message: Message) -> None:
+        self._next_message = message
+        self._receiving = False
+        if self._body_ready is not None:
+            self._body_ready.set()
+
+    def _client_gone(self) -> None:
+        self._gone = True
+        if self._finished is not None:
+            self._finished.set()
+        if self._receiving:
+            self._deliver_body(_DISCONNECT)
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained.set()
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.response.body":
+            if not self._started:
+                raise ASGIProtocolError(
+                    "Expected ASGI message 'http.response.start', but got 'http.response.body'."
+                )
+            if self._complete:
+                raise ASGIProtocolError(
+                    "Got ASGI message 'http.response.body' after the response was complete."
+                )
+            if self._gone:
+                raise ClientDisconnected(
+                    "The client disconnected; the WSGI server closed the response."
+                )
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                if not isinstance(body, (bytearray, memoryview)):
+                    raise ASGIProtocolError(
+                        f"Expected 'body' to be bytes, but got {type(body).__name__}."
+                    )
+                body = bytes(body)
+            more = bool(message.get("more_body", False))
+            if not more:
+                self._complete = True
+                assert self._finished is not None
+                self._finished.set()
+                self._inbox.put((_BODY, body, False))
+                return
+            if not body:
+                return
+            with self._lock:
+                self._pending_bytes += len(body)
+                drained = None
+                if self._pending_bytes > self._adapter.high_water:
+                    drained = self._drained = anyio.Event()
+            self._inbox.put((_BODY, body, True))
+            if drained is not None:
+                await drained.wait()
+                if self._gone:
+                    raise ClientDisconnected(
+                        "The client disconnected; the WSGI server closed the response."
+                    )
+        elif kind == "http.response.start":
+            if self._started:
+                raise ASGIProtocolError("Got ASGI message 'http.response.start' a second time.")
+            status = message.get("status")
+            if type(status) is not int or not 100 <= status <= 599:
+                raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
+            headers = decode_headers(message.get("headers", ()))
+            self._started = True
+            self._inbox.put((_START, status_line(status), headers))
+        elif kind == "http.response.pathsend":
+            if not self._started or self._complete:
+                raise ASGIProtocolError(
+                    "Got ASGI message 'http.response.pathsend' outside a started response."
+                )
+            path = message.get("path")
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ASGIProtocolError(f"Expected an absolute 'path', but got {path!r}.")
+            self._complete = True
+            assert self._finished is not None
+            self._finished.set()
+            self._inbox.put((_PATH, path))
+        elif kind == "http.response.trailers":
+            raise ASGIProtocolError(
+                "WSGI cannot carry 'http.response.trailers'; the bridge does not advertise "
+                "the trailers extension."
+            )
+        else:
+            raise ASGIProtocolError(
+                f"Expected an 'http.response.*' ASGI message, but got {kind!r}."
+            )
+
+
+class _ResponseStream:
+    """The WSGI iterable of a streamed response."""
+
+    __slots__ = ("_done", "_exchange", "_first")
+
+    def __init__(self, exchange: _Exchange, first: bytes) -> None:
+        self._exchange = exchange
+        self._first: bytes | None = first
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        if self._done:
+            raise StopIteration
+        while True:
+            item = self._exchange._next_item()
+            tag = item[0]
+            if tag == _BODY:
+                body, more = item[1], item[2]
+                if not more:
+                    self._done = True
+                    if body:
+                        return body  # type: ignore[no-any-return]
+                    raise StopIteration
+                if body:
+                    return body  # type: ignore[no-any-return]
+            elif tag == _DONE:
+                self._done = True
+                error = item[1]
+                if error is not None:
+                    raise error
+                raise ASGIProtocolError("The ASGI app returned before completing its response.")
+            else:
+                self._done = True
+                raise ASGIProtocolError(f"Unexpected response item {item!r} mid-stream.")
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._exchange.close_early()
+
+
+class _FileIterator:
+    __slots__ = ("_file",)
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self._file.read
+        while block := read(_CHUNK):
+            yield block
+
+    def close(self) -> None:
+        self._file.close()

@@ -551,7 +551,7 @@ class _Responder:
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Any:
-        if exc_info is not None:
+        if exc_info is not None and exc_info[1] is not None:
             try:
                 if self._headers_sent:
                     raise exc_info[1].with_traceback(exc_info[2])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 __all__ = (
     "ASGIApp",
@@ -29,20 +29,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+if TYPE_CHECKING:
+    # typeshed's exact WSGI shapes, so Flask, Django and Werkzeug apps type-check.
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-
-class StartResponse(Protocol):
-    """PEP 3333's ``start_response(status, headers, exc_info=None) -> write``."""
-
-    def __call__(
-        self,
-        status: str,
-        headers: list[tuple[str, str]],
-        exc_info: ExcInfo | None = ...,
-        /,
-    ) -> Callable[[bytes], object]: ...
-
-
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+    Environ = WSGIEnvironment
+    WSGIApp = WSGIApplication
+    ExcInfo = (
+        tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    )
+else:
+    Environ = dict[str, Any]
+    ExcInfo = tuple
+    StartResponse = Callable[..., Callable[[bytes], object]]
+    WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]

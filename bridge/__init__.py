@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from ._asgi_to_wsgi import ASGIToWSGI
+from ._interface import detect_interface, to_asgi, to_wsgi
+from ._mount import Mount
 from ._wsgi_to_asgi import FileWrapper, WSGIToASGI
 from .exceptions import (
+    AppLoadError,
     ASGIProtocolError,
     BadRequest,
     BridgeError,
     ClientDisconnected,
     ProtocolError,
+    ServerNotAvailable,
     WSGIProtocolError,
 )
 
@@ -18,13 +22,19 @@ __version__ = "0.1.0"
 __all__ = (
     "ASGIProtocolError",
     "ASGIToWSGI",
+    "AppLoadError",
     "BadRequest",
     "BridgeError",
     "ClientDisconnected",
     "FileWrapper",
+    "Mount",
     "ProtocolError",
+    "ServerNotAvailable",
     "WSGIProtocolError",
     "WSGIToASGI",
+    "detect_interface",
+    "to_asgi",
+    "to_wsgi",
 )
 
 for _name in __all__:

@@ -7,7 +7,9 @@
      ├── ProtocolError                       a wrapped app or a server broke its spec
      │    ├── WSGIProtocolError (also ValueError)
      │    └── ASGIProtocolError (also ValueError)
-     └── BadRequest                          the request cannot be bridged (answered 4xx)
+     ├── BadRequest                          the request cannot be bridged (answered 4xx)
+     ├── AppLoadError                        an import string does not lead to an app
+     └── ServerNotAvailable                  the chosen server is not installed
 
 Every error carries ``status_hint``: the HTTP status the bridge answers with when
 it is the one to answer (before a response has started).
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 __all__ = (
     "ASGIProtocolError",
+    "AppLoadError",
     "BadRequest",
     "BridgeError",
     "ClientDisconnected",
     "ProtocolError",
+    "ServerNotAvailable",
     "WSGIProtocolError",
 )
 
@@ -60,3 +64,11 @@ class BadRequest(BridgeError):
     def __init__(self, message: str, status_hint: int = 400) -> None:
         super().__init__(message)
         self.status_hint = status_hint
+
+
+class AppLoadError(BridgeError, ImportError):
+    """Raised when a ``"module:attribute"`` import string does not lead to an app."""
+
+
+class ServerNotAvailable(BridgeError):
+    """Raised when the server chosen to serve an app is not installed."""

@@ -1,0 +1,1 @@
+"""Apps for import-string tests."""

@@ -303,6 +303,7 @@ class _Exchange:
         # Loop-side state.
         self._body_complete = False
         self._started = False
+        self._body_sent = False
         self._complete = False
         self._gone = False
         self._finished: anyio.Event | None = None
@@ -354,6 +355,8 @@ class _Exchange:
                 error = item[1]
                 if error is not None:
                     raise error
+                if self._gone:  # not answering a client that has gone is allowed
+                    raise ClientDisconnected("The client disconnected before the response.")
                 raise ASGIProtocolError("The ASGI app returned without starting a response.")
 
     def _next_item(self, deadline: float | None = None) -> tuple[Any, ...]:
@@ -409,10 +412,15 @@ class _Exchange:
         post(self._loop.call_soon, self._client_gone)
 
     def _cancel(self) -> None:
-        post(self._loop.call_soon, self._client_gone)
+        post(self._loop.call_soon, self._cancel_on_loop)
+
+    def _cancel_on_loop(self) -> None:
+        # On the loop, so that either the task has its scope to cancel, or it has
+        # not started yet and cancels itself on seeing _gone.
+        self._client_gone()
         scope = getattr(self, "_cancel_scope", None)
         if scope is not None:
-            post(self._loop.call_soon, scope.cancel)
+            scope.cancel()
 
     # The app's task.
 
@@ -421,6 +429,8 @@ class _Exchange:
         error: BaseException | None = None
         try:
             with anyio.CancelScope() as self._cancel_scope:
+                if self._gone:  # timed out before this task started
+                    self._cancel_scope.cancel()
                 await self._adapter.app(self._scope, self._receive, self._send)
         except BaseException as exc:
             if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -499,6 +509,7 @@ class _Exchange:
                     )
                 body = bytes(body)
             more = bool(message.get("more_body", False))
+            self._body_sent = True
             if not more:
                 self._complete = True
                 assert self._finished is not None
@@ -529,9 +540,10 @@ class _Exchange:
             self._started = True
             self._inbox.put((_START, status_line(status), headers))
         elif kind == "http.response.pathsend":
-            if not self._started or self._complete:
+            if not self._started or self._complete or self._body_sent:
                 raise ASGIProtocolError(
-                    "Got ASGI message 'http.response.pathsend' outside a started response."
+                    "Got ASGI message 'http.response.pathsend' outside a started response "
+                    "or after 'http.response.body'."
                 )
             path = message.get("path")
             if not isinstance(path, str) or not os.path.isabs(path):

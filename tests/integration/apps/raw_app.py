@@ -14,9 +14,7 @@ from . import _shared
 def _respond(
     start_response: StartResponse, status: str, content_type: str, body: bytes
 ) -> list[bytes]:
-    start_response(
-        status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-    )
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
 
 

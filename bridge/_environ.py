@@ -31,6 +31,8 @@ _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-length": "CONTENT_LENGTH",
 }
 _ENVIRON_KEYS_MAX = 4096
+# PEP 3333 (and wsgiref.validate) reserve these for CONTENT_TYPE and CONTENT_LENGTH.
+_SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
 
 
@@ -122,20 +124,22 @@ def build_environ(
         if b"_" in name and not keep_underscore_headers:
             continue
         key = _environ_key(name)
+        if key in _SHADOWED_KEYS:
+            # "Content_Length" must not pose as the Content-Length the server framed.
+            continue
         value = raw_value.decode("latin-1")
         if key in environ:
             if duplicates is None:
                 duplicates = {}
             values = duplicates.get(key)
             if values is None:
-                duplicates[key] = [environ[key], value]
-            else:
-                values.append(value)
-                if len(values) > max_duplicate_headers:
-                    raise BadRequest(
-                        f"Header {name.decode('latin-1')!r} is repeated more than "
-                        f"{max_duplicate_headers} times."
-                    )
+                values = duplicates[key] = [environ[key]]
+            values.append(value)
+            if len(values) > max_duplicate_headers:
+                raise BadRequest(
+                    f"Header {name.decode('latin-1')!r} is repeated more than "
+                    f"{max_duplicate_headers} times."
+                )
         else:
             environ[key] = value
     if duplicates:

@@ -37,6 +37,8 @@ class WSGIInput:
     def _pull(self) -> bool:
         """Append the next chunk to the buffer; False at the end of the body."""
         if not self._more:
+            if self._limit is not None and self._received > self._limit:
+                raise _too_large(self._limit)  # stays refused: never a silent short body
             return False
         chunk, self._more = self._fetch()
         if chunk:

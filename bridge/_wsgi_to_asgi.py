@@ -381,12 +381,18 @@ class _Responder:
         pool.submit(lambda: context.run(self._work, call_soon))
         try:
             if not await self._relay():
+                error: Exception | None = None
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
                     if self._body_done:
                         task_group.start_soon(self._watch)
-                    await self._relay()
+                    try:
+                        await self._relay()
+                    except Exception as exc:
+                        error = exc  # raised below as itself, not in an ExceptionGroup
                     task_group.cancel_scope.cancel()
+                if error is not None:
+                    raise error
         except BaseException:
             self._abort()
             raise
@@ -412,6 +418,11 @@ class _Responder:
                 elif item is _END:
                     final = True
                 elif item is _NEED_BODY:
+                    if chunks and not self._gone:
+                        # Send what the app wrote before it asked for more body: the
+                        # client may be waiting for it before it sends any.
+                        await self._send_chunks(chunks, False)
+                        chunks.clear()
                     await self._answer_body()
                     if self._body_done and streaming and not self._gone:
                         assert self._task_group is not None

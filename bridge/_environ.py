@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from .exceptions import ASGIProtocolError, BadRequest, WSGIProtocolError
 from .types import Environ, Scope
@@ -31,6 +31,8 @@ _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-length": "CONTENT_LENGTH",
 }
 _ENVIRON_KEYS_MAX = 4096
+# RFC 3986 pchar and "/", which may appear in a request path as they are.
+_RAW_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # PEP 3333 (and wsgiref.validate) reserve these for CONTENT_TYPE and CONTENT_LENGTH.
 _SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
@@ -204,7 +206,11 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
                 # An absolute-form request target: keep the path part only.
                 raw_path = b"/" + raw_path.split(b"/", 3)[3] if raw_path.count(b"/") >= 3 else b"/"
         else:
-            raw_path = (script_name + path_info).encode("latin-1")
+            # What a client would have sent for this path: its bytes, percent-encoded
+            # where a raw '%', '?', '#' or non-ASCII byte could not stand as itself.
+            raw_path = quote_from_bytes(
+                (script_name + path_info).encode("latin-1"), safe=_RAW_PATH_SAFE
+            ).encode("ascii")
         remote_addr = environ.get("REMOTE_ADDR")
         remote_port = environ.get("REMOTE_PORT")
         server_port = environ.get("SERVER_PORT")

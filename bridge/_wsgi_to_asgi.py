@@ -23,9 +23,10 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
    and needs more bytes, the worker puts ``NEED_BODY`` and waits on ``_bodies``;
    the pump receives and answers. A disconnect before the body's end makes the
    read raise ``ClientDisconnected``, never a silent short body.
-5. Once a response streams and the body has been read, a watcher task waits on
-   ``receive()`` for ``http.disconnect`` (some servers make ``send()`` a silent
-   no-op after a disconnect). It aborts the channel: the worker's next ``put()``
+5. Once a response streams, a watcher task takes over ``receive()`` to see
+   ``http.disconnect`` (some servers make ``send()`` a silent no-op after a
+   disconnect), reading body messages at most one ahead of the app for the pump
+   to hand on. On disconnect it aborts the channel: the worker's next ``put()``
    raises ``ClientDisconnected``, iteration stops and ``close()`` runs.
 6. If the pump is cancelled, it aborts the channel the same way; the worker
    releases its limiter token when it finishes, whoever is still waiting.
@@ -48,7 +49,7 @@ from ._loop import CallSoon, current_call_soon, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
-from .types import Environ, ExcInfo, Receive, Scope, Send, WSGIApp
+from .types import Environ, ExcInfo, Message, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -311,6 +312,9 @@ class _Responder:
         "_gone",
         "_headers",
         "_headers_sent",
+        "_held",
+        "_held_ready",
+        "_held_taken",
         "_leftover",
         "_receive",
         "_remaining",
@@ -337,6 +341,10 @@ class _Responder:
         self._gone = False
         self._sent_start = False
         self._leftover: list[object] = []
+        # The disconnect watcher's read-ahead (see _watch).
+        self._held: Message | None = None
+        self._held_ready: anyio.Event | None = None
+        self._held_taken: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._bodies: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
 
@@ -384,8 +392,7 @@ class _Responder:
                 error: Exception | None = None
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
-                    if self._body_done:
-                        task_group.start_soon(self._watch)
+                    task_group.start_soon(self._watch)
                     try:
                         await self._relay()
                     except Exception as exc:
@@ -424,9 +431,6 @@ class _Responder:
                         await self._send_chunks(chunks, False)
                         chunks.clear()
                     await self._answer_body()
-                    if self._body_done and streaming and not self._gone:
-                        assert self._task_group is not None
-                        self._task_group.start_soon(self._watch)
                 else:
                     assert type(item) is tuple
                     tag = item[0]
@@ -489,7 +493,7 @@ class _Responder:
             self._bodies.put(None)
             return
         while True:
-            message = await self._receive()
+            message = await self._next_message()
             kind = message["type"]
             if kind == "http.request":
                 more = message.get("more_body", False)
@@ -503,12 +507,46 @@ class _Responder:
                 self._bodies.put(None)
                 return
 
+    async def _next_message(self) -> Message:
+        """The next message from ``receive()``, or the one the watcher read ahead."""
+        if self._held_ready is None:
+            return await self._receive()
+        while self._held is None:
+            await self._held_ready.wait()
+            self._held_ready = anyio.Event()
+        message = self._held
+        self._held = None
+        if self._held_taken is not None:
+            self._held_taken.set()
+        return message
+
     async def _watch(self) -> None:
+        """Own ``receive()`` while the response streams, to see a disconnect.
+
+        Body messages are read at most one ahead of the app (held for
+        ``_next_message``); a held final chunk does not stop the watch, so only an
+        app that stops reading mid-upload delays the news of a disconnect.
+        """
         receive = self._receive
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self._gone = True
-        self._channel.abort()
+        self._held_ready = anyio.Event()
+        while True:
+            held = self._held
+            if held is not None and held.get("more_body", False):
+                self._held_taken = anyio.Event()
+                await self._held_taken.wait()
+                continue
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                self._gone = True
+                self._channel.abort()
+                if held is None:
+                    self._held = message
+                self._held_ready.set()
+                return
+            if kind == "http.request" and not self._body_done and held is None:
+                self._held = message
+                self._held_ready.set()
 
     def _abort(self) -> None:
         self._gone = True
@@ -586,7 +624,13 @@ class _Responder:
         self._status = code
         self._headers = encoded
         self._remaining = remaining
-        return self._write
+        return self._write_callable
+
+    def _write_callable(self, data: bytes) -> None:
+        # PEP 3333: the first write() call transmits the headers, even for b"".
+        if not self._headers_sent and type(data) is bytes and not data:
+            self._send_start()
+        self._write(data)
 
     def _send_start(self) -> None:
         if self._status is None:

@@ -288,14 +288,6 @@ def test_scope_raw_path(
     assert app.scope["path"] == "/a/b"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bridge/_environ.py build_scope: without RAW_URI/REQUEST_URI, raw_path is the "
-        "decoded SCRIPT_NAME+PATH_INFO, not percent-encoded, so a literal '%' (or '?') "
-        "in the path reads back as an escape; not fixed here (file owned elsewhere)."
-    ),
-)
 def test_scope_synthesised_raw_path_is_percent_encoded(make_adapter: AdapterFactory) -> None:
     from urllib.parse import unquote_to_bytes
 

@@ -524,7 +524,7 @@ def test_build_scope() -> None:
         "method": "POST",
         "scheme": "https",
         "path": "/app/café",
-        "raw_path": b"/app/caf\xc3\xa9",
+        "raw_path": b"/app/caf%C3%A9",  # synthesised: percent-encoded, as clients send it
         "query_string": b"a=1&b=%20",
         "root_path": "/app",
         "headers": [

@@ -274,14 +274,6 @@ def test_wsgi_app_sees_the_same_request(
     assert bridged == direct
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bridge/_environ.py build_scope synthesises raw_path from the decoded "
-        "SCRIPT_NAME+PATH_INFO without percent-encoding it; build_environ unquotes "
-        "raw_path to recover undecodable bytes, so '%41' comes back as 'A'."
-    ),
-)
 def test_undecodable_path_with_percent(wsgi_round_trip: WSGIRoundTrip) -> None:
     request = WSGIRequest(
         method="GET",

@@ -807,15 +807,6 @@ async def test_disconnect_after_reading_the_body_closes_a_streaming_response() -
     assert receive.calls == 2  # the body, then the watcher's disconnect
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason=(
-        "The disconnect watcher starts only once the request body is known to be read; "
-        "an HTTP/2 GET has no Content-Length, so when the app never reads wsgi.input "
-        "an endless stream to a gone client runs (and close() waits) until send() fails."
-    ),
-)
 async def test_disconnect_on_http2_while_streaming_without_reading_the_body() -> None:
     endless = TrackedBody(chunk_size=1024)
     gone = anyio.Event()

@@ -1,0 +1,203 @@
+"""What the ASGI apps served through ``bridge.ASGIToWSGI`` share; each framework routes to it.
+
+The test process and a server subprocess talk through files in the directory named
+by ``$BRIDGE_ASGI_TEST_DIR`` (tokens are hex, so every name is safe):
+
+* ``<token>.release``: written by the test once it has read the first event of
+  ``/sse``; :func:`wait_released` also accepts ``POST /release/<token>`` for servers
+  where that request reaches the same process.
+* ``<token>.go`` and ``<token>.done``: the background task waits for the first and
+  writes the second.
+* ``<token>.disconnect``: one line per way the app learnt that the client of
+  ``/forever`` went away (``receive:http.disconnect`` or ``send:<exception type>``).
+* ``shutdown-<pid>``: written by lifespan shutdown in process ``<pid>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from bridge.types import ASGIApp
+from bridge.types import Receive as BridgeReceive
+from bridge.types import Scope as BridgeScope
+from bridge.types import Send as BridgeSend
+
+DIR_ENV = "BRIDGE_ASGI_TEST_DIR"
+SECRET = "secret-7c2e0b: must never reach a client"
+"""The message of the exceptions ``/error`` and ``/crash`` raise; for server logs only."""
+STATE_VALUE = "set by lifespan startup"
+POLL_SECONDS = 0.02
+WAIT_SECONDS = 10.0
+"""How long the app waits for a signal from the test before giving up."""
+TICK_SECONDS = 0.05
+FOREVER_TICKS = 1200
+"""An "infinite" stream still ends after a minute, so a missed disconnect cannot spin."""
+
+_TOKEN = re.compile(r"[0-9a-f]{8,64}")
+
+RELEASED: set[str] = set()
+"""Tokens released by ``POST /release/<token>`` in this process."""
+
+
+def marker(token: str, suffix: str) -> Path:
+    """``$BRIDGE_ASGI_TEST_DIR/<token>.<suffix>``; the token must be hex."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError(f"Expected a hex token, but got {token!r}.")
+    return Path(os.environ[DIR_ENV]) / f"{token}.{suffix}"
+
+
+def startup_state(app: str) -> dict[str, Any]:
+    """The lifespan state: set once per process, by the process that runs startup."""
+    return {"app": app, "value": STATE_VALUE, "startup_pid": os.getpid()}
+
+
+def record_shutdown(app: str) -> None:
+    """Lifespan shutdown ran in this process."""
+    path = Path(os.environ[DIR_ENV]) / f"shutdown-{os.getpid()}"
+    path.write_text(f"{app}\n", "ascii")
+
+
+def describe(app: str, request: Request) -> dict[str, Any]:
+    """The ``/json`` document: the request, the serving pid and the lifespan state."""
+    return {
+        "app": app,
+        "method": request.method,
+        "path": request.url.path,
+        "query": request.url.query,
+        "pid": os.getpid(),
+        "state": dict(request.scope.get("state", {})),
+    }
+
+
+async def form_report(request: Request) -> dict[str, Any]:
+    """The fields of a form post, and for each file its name, size and sha256."""
+    fields: dict[str, str] = {}
+    files: dict[str, dict[str, Any]] = {}
+    async with request.form() as form:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                files[name] = {
+                    "filename": value.filename,
+                    "content_type": value.content_type,
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            else:
+                fields[name] = value
+    return {"fields": fields, "files": files}
+
+
+async def upload_report(request: Request) -> dict[str, Any]:
+    """The body's size and sha256, and how the WSGI server framed it in the environ."""
+    digest = hashlib.sha256()
+    size = 0
+    chunks = 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+        chunks += 1
+    environ: Mapping[str, Any] = request.scope.get("wsgi_environ", {})
+    return {
+        "size": size,
+        "sha256": digest.hexdigest(),
+        "chunks": chunks,
+        "content_length": environ.get("CONTENT_LENGTH") or None,
+        "input_terminated": bool(environ.get("wsgi.input_terminated")),
+        "transfer_encoding": request.headers.get("transfer-encoding"),
+    }
+
+
+def sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+async def poll(condition: Callable[[], bool]) -> bool:
+    """Wait until ``condition()`` holds, at most :data:`WAIT_SECONDS`; False if it never did."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await anyio.sleep(POLL_SECONDS)
+
+
+async def wait_released(token: str) -> bool:
+    """Wait (bounded) until the test releases ``token``; False when it never did."""
+    path = marker(token, "release")
+    return await poll(lambda: token in RELEASED or path.exists())
+
+
+async def two_events(token: str) -> AsyncIterator[bytes]:
+    """An event, then (only once the test has released ``token``) a second one."""
+    yield sse("first", f"pid={os.getpid()}")
+    released = await wait_released(token)
+    yield sse("second", f"released={'yes' if released else 'no'}")
+
+
+def record_disconnect(token: str, how: str) -> None:
+    with marker(token, "disconnect").open("a", encoding="ascii") as file:
+        file.write(f"{how}\n")
+
+
+async def ticks(request: Request, token: str) -> AsyncIterator[bytes]:
+    """An event every 50 ms until the client goes away (the way FastAPI's docs poll)."""
+    for tick in range(FOREVER_TICKS):
+        if await request.is_disconnected():
+            record_disconnect(token, "receive:http.disconnect")
+            return
+        yield sse("tick", str(tick))
+        await anyio.sleep(TICK_SECONDS)
+
+
+class DisconnectRecordingResponse(StreamingResponse):
+    """A stream that records a disconnect reported by ``send()`` rather than ``receive()``."""
+
+    def __init__(self, content: AsyncIterable[bytes], token: str) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except (ClientDisconnect, OSError) as exc:
+            record_disconnect(self.token, f"send:{type(exc).__name__}")
+
+
+async def background_job(token: str) -> None:
+    """Wait (bounded) for ``<token>.go``, then write ``<token>.done``."""
+    went = await poll(marker(token, "go").exists)
+    marker(token, "done").write_text(f"pid={os.getpid()} go={'yes' if went else 'no'}\n", "ascii")
+
+
+def background_status(token: str) -> dict[str, Any]:
+    done = marker(token, "done")
+    return {"done": done.exists(), "detail": done.read_text("ascii") if done.exists() else ""}
+
+
+def crash_before_start(app: ASGIApp) -> ASGIApp:
+    """``app``, except that ``/crash`` raises before any response message.
+
+    Starlette's ``ServerErrorMiddleware`` answers exceptions from routes itself, so
+    this is how an exception reaches the bridge before the response started.
+    """
+
+    async def guarded(scope: BridgeScope, receive: BridgeReceive, send: BridgeSend) -> None:
+        if scope["type"] == "http" and scope["path"] == "/crash":
+            raise RuntimeError(SECRET)
+        await app(scope, receive, send)
+
+    return guarded

@@ -38,29 +38,43 @@ _PORT_ATTEMPTS = 3
 """Fresh ports to try when another process took the chosen one first."""
 
 
-def _uvicorn(app: str, port: int) -> list[str]:
-    return [app, "--host", HOST, "--port", str(port), "--timeout-graceful-shutdown", "5"]
+def _uvicorn(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    return [app, "--host", HOST, "--port", str(port), "--timeout-graceful-shutdown", "5", *extra]
 
 
-def _hypercorn(app: str, port: int) -> list[str]:
-    return [app, "--bind", f"{HOST}:{port}", "--graceful-timeout", "5"]
+def _hypercorn(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    return [app, "--bind", f"{HOST}:{port}", "--graceful-timeout", "5", *extra]
 
 
-def _gunicorn(app: str, port: int) -> list[str]:
-    return [app, "--bind", f"{HOST}:{port}", "--workers", "1", "--graceful-timeout", "5"]
+def _gunicorn(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    # gunicorn 27 opens a control socket at a fixed path by default; servers
+    # running side by side would share it.
+    return [
+        app,
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        "1",
+        "--graceful-timeout",
+        "5",
+        "--no-control-socket",
+        *extra,
+    ]
 
 
-def _waitress(app: str, port: int) -> list[str]:
-    return [f"--listen={HOST}:{port}", app]
+def _waitress(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    # waitress-serve stops reading options at the app: options go first.
+    return [f"--listen={HOST}:{port}", *extra, app]
 
 
-SERVER_COMMANDS: Mapping[str, Callable[[str, int], list[str]]] = {
+SERVER_COMMANDS: Mapping[str, Callable[[str, int, Sequence[str]], list[str]]] = {
     "uvicorn": _uvicorn,
     "hypercorn": _hypercorn,
     "gunicorn": _gunicorn,
     "waitress": _waitress,
 }
-"""Server name (the module run with ``python -m``) to its arguments for an app and port."""
+"""Server name (the module run with ``python -m``) to its arguments for an app, a port
+and extra options."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +235,7 @@ def serve(
             log_path = log_dir / f"{server}-{port}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", server, *arguments(app_import, port), *extra_args],
+                    [sys.executable, "-m", server, *arguments(app_import, port, extra_args)],
                     cwd=PROJECT_ROOT,
                     env=child_env,
                     stdin=subprocess.DEVNULL,

@@ -9,26 +9,15 @@ worker recycling and lifespan shutdown start servers of their own.
 
 The test process and the apps talk through files in a temporary directory (see
 ``apps/_asgi_shared.py``), so a signal reaches the app whichever worker serves it.
-
-waitress is started by :func:`_serve_waitress` rather than the ``serve`` harness:
-the harness appends ``extra_args`` after the app, where ``waitress-serve``'s getopt
-parsing has already stopped, so ``--threads=8`` there makes it exit with "Specify one
-application only".
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
+import json
 import random
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,17 +56,14 @@ class Config:
         return self.workers == 1 and self.threads > 1
 
 
-# gunicorn 27 opens a control socket at a fixed path by default; servers running at
-# the same time would share it.
-_GUNICORN = ("--no-control-socket",)
-_GTHREAD = (*_GUNICORN, "--worker-class", "gthread", "--threads", "8")
+_GTHREAD = ("--worker-class", "gthread", "--threads", "8")
 
 CONFIGS: dict[str, Config] = {
-    "gunicorn-sync": Config("gunicorn", (*_GUNICORN, "--worker-class", "sync"), 1, 1),
+    "gunicorn-sync": Config("gunicorn", ("--worker-class", "sync"), 1, 1),
     "gunicorn-gthread": Config("gunicorn", _GTHREAD, 1, 8),
     "gunicorn-preload": Config(
         "gunicorn",
-        (*_GUNICORN, "--preload", "--workers", "2", "--worker-class", "gthread"),
+        ("--preload", "--workers", "2", "--worker-class", "gthread"),
         2,
         1,
     ),
@@ -90,139 +76,6 @@ APPS = {
     "fastapi": "tests.integration.apps.fastapi_app:wsgi_app",
 }
 QUART_APP = "tests.integration.apps.quart_app:wsgi_app"
-
-
-# waitress, started without the harness (see the module docstring).
-
-
-@dataclass(frozen=True)
-class _LocalServer:
-    """A server subprocess started by :func:`_serve_waitress`; a ``RunningServer``."""
-
-    name: str
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def is_running(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except OSError as exc:
-            return f"<log unreadable: {exc}>"
-        return "\n".join(text.splitlines()[-lines:]) or "<log empty>"
-
-    def describe(self, lines: int = 40) -> str:
-        state = "running" if self.is_running() else f"exited with {self.process.returncode}"
-        return (
-            f"{self.name} (pid {self.pid}, {state}) at {self.url}; "
-            f"log {self.log_path}, last {lines} lines:\n{self.log_tail(lines)}"
-        )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers_http(port: int) -> bool:
-    request = f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
-    try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(request.encode("ascii"))
-            return sock.recv(12).startswith(b"HTTP/1.")
-    except OSError:
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process by its PID, then SIGKILL that PID if it outlives 10 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10.0)
-            return
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10.0)
-
-
-@contextlib.contextmanager
-def _serve_waitress(
-    app_import: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path
-) -> Iterator[_LocalServer]:
-    """``python -m waitress --listen=... <args> <app>`` on a free port, until the block exits."""
-    child_env = dict(os.environ)
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(PROJECT_ROOT), child_env.get("PYTHONPATH")])
-    )
-    child_env["PYTHONUNBUFFERED"] = "1"
-    child_env.update(env)
-    for _attempt in range(3):
-        port = _free_port()
-        log_path = log_dir / f"waitress-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "waitress", f"--listen={HOST}:{port}", *args, app_import],
-                cwd=PROJECT_ROOT,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = _LocalServer("waitress", HOST, port, process, log_path)
-        try:
-            deadline = time.monotonic() + 15.0
-            while server.is_running() and time.monotonic() < deadline:
-                if _answers_http(port):
-                    break
-                time.sleep(0.05)
-        except BaseException:
-            _stop(process)
-            raise
-        if server.is_running() and _answers_http(port):
-            break
-        _stop(process)
-        if "address already in use" not in server.log_tail().lower():
-            pytest.fail(f"waitress did not start. {server.describe()}", pytrace=False)
-    else:
-        pytest.fail(f"waitress found no free port. {server.describe()}", pytrace=False)
-    try:
-        yield server
-    finally:
-        _stop(process)
-
-
-@contextlib.contextmanager
-def _running(
-    serve: ServeFn,
-    config: Config,
-    app_import: str,
-    env: Mapping[str, str],
-    log_dir: Path,
-    extra_args: Sequence[str] = (),
-) -> Iterator[RunningServer]:
-    if config.server == "waitress":
-        with _serve_waitress(app_import, [*config.args, *extra_args], env, log_dir) as local:
-            yield local
-    else:
-        with serve(
-            config.server, app_import, extra_args=[*config.args, *extra_args], env=env
-        ) as running:
-            yield running
 
 
 # Fixtures.
@@ -247,17 +100,12 @@ def marker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("asgi-markers")
 
 
-@pytest.fixture(scope="module")
-def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("waitress-logs")
-
-
 def _serve_target(
-    serve: ServeFn, config_id: str, app: str, app_import: str, marker_dir: Path, log_dir: Path
+    serve: ServeFn, config_id: str, app: str, app_import: str, marker_dir: Path
 ) -> Iterator[Target]:
     config = CONFIGS[config_id]
     env = {shared.DIR_ENV: str(marker_dir)}
-    with _running(serve, config, app_import, env, log_dir) as running:
+    with serve(config.server, app_import, extra_args=config.args, env=env) as running:
         yield Target(config, app, running, marker_dir)
         assert running.is_running(), f"The server died during the tests. {running.describe()}"
 
@@ -267,18 +115,16 @@ def _serve_target(
     params=[(config, app) for config in CONFIGS for app in APPS],
     ids=[f"{config}-{app}" for config in CONFIGS for app in APPS],
 )
-def target(
-    request: pytest.FixtureRequest, serve: ServeFn, marker_dir: Path, log_dir: Path
-) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, serve: ServeFn, marker_dir: Path) -> Iterator[Target]:
     config_id, app = request.param
-    yield from _serve_target(serve, config_id, app, APPS[app], marker_dir, log_dir)
+    yield from _serve_target(serve, config_id, app, APPS[app], marker_dir)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def quart_target(
-    request: pytest.FixtureRequest, serve: ServeFn, marker_dir: Path, log_dir: Path
+    request: pytest.FixtureRequest, serve: ServeFn, marker_dir: Path
 ) -> Iterator[Target]:
-    yield from _serve_target(serve, request.param, "quart", QUART_APP, marker_dir, log_dir)
+    yield from _serve_target(serve, request.param, "quart", QUART_APP, marker_dir)
 
 
 @pytest.fixture
@@ -375,7 +221,7 @@ def test_upload_chunked(target: Target) -> None:
         answer = http.read_body()
 
     assert response.status_code == 200, target.server.describe()
-    report = httpx.Response(200, content=answer).json()
+    report = json.loads(answer)
     assert (report["size"], report["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
     assert report["input_terminated"] is True
     if target.config.server == "waitress":
@@ -565,7 +411,7 @@ def test_max_requests_recycles_workers(serve: ServeFn, tmp_path: Path) -> None:
     assert {f"shutdown-{pid}" for pid in pids} <= shutdowns, sorted(shutdowns)
 
 
-@pytest.mark.parametrize("config_id", ["gunicorn-gthread", "gunicorn-preload"])
+@pytest.mark.parametrize("config_id", ["gunicorn-sync", "gunicorn-gthread", "gunicorn-preload"])
 def test_lifespan_shutdown_runs_on_sigterm(serve: ServeFn, tmp_path: Path, config_id: str) -> None:
     config = CONFIGS[config_id]
     env = {shared.DIR_ENV: str(tmp_path)}

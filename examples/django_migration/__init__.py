@@ -1,0 +1,1 @@
+"""A legacy Django project migrating to ASGI with bridge, the strangler-fig way."""

@@ -1,0 +1,1 @@
+"""The legacy Django project: sync views, the ORM on SQLite, the admin."""

@@ -1,0 +1,1 @@
+"""The ``notes`` app: a ``Note`` model, its admin, and the legacy pages."""

@@ -294,6 +294,7 @@ class _Exchange:
         if limit is not None and length is not None and length > limit:
             raise BadRequest(f"The request body is larger than the limit of {limit} bytes.", 413)
         self._received = 0
+        self._too_large = False
         if length is None and not environ.get("wsgi.input_terminated"):
             length = 0  # PEP 3333: without CONTENT_LENGTH there is no body to read.
         self._body_left = length
@@ -353,6 +354,16 @@ class _Exchange:
                 return _FileIterator(file)
             else:
                 error = item[1]
+                if self._too_large:
+                    # The bridge's own limit ended the body: its answer, whatever the
+                    # app made of the disconnect it was given.
+                    limit = self._adapter.max_body_size
+                    logger.info("Answering 413: the request body exceeded %s bytes.", limit)
+                    return _plain(
+                        start_response,
+                        413,
+                        f"The request body is larger than the limit of {limit} bytes.",
+                    )
                 if error is not None:
                     raise error
                 if self._gone:  # not answering a client that has gone is allowed
@@ -395,7 +406,7 @@ class _Exchange:
         self._received += len(data)
         limit = self._adapter.max_body_size
         if limit is not None and self._received > limit:
-            logger.info("The request body exceeded the limit of %d bytes.", limit)
+            self._too_large = True
             return _DISCONNECT
         if left is None:
             more = bool(data)

@@ -93,6 +93,15 @@ def _path_info(scope: Scope, root_path: str) -> str:
     return encoded.decode("latin-1")
 
 
+def _refuse_ambiguous_framing(duplicates: dict[str, list[str]]) -> None:
+    """RFC 9112: several Host headers, or Content-Length values that disagree, are 400."""
+    if "HTTP_HOST" in duplicates:
+        raise BadRequest("The request has more than one Host header.")
+    lengths = duplicates.get("CONTENT_LENGTH")
+    if lengths is not None and len(set(lengths)) > 1:
+        raise BadRequest(f"The request has conflicting Content-Length headers {lengths!r}.")
+
+
 def build_environ(
     scope: Scope,
     *,
@@ -145,8 +154,16 @@ def build_environ(
         else:
             environ[key] = value
     if duplicates:
+        _refuse_ambiguous_framing(duplicates)
         for key, values in duplicates.items():
-            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
+            if key == "CONTENT_LENGTH":
+                environ[key] = values[0]  # all equal, checked above
+            else:
+                environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
+
+    if "CONTENT_LENGTH" in environ and "HTTP_TRANSFER_ENCODING" in environ:
+        # RFC 9112 6.3: a request smuggling vector; the server should have refused it.
+        raise BadRequest("The request has both Content-Length and Transfer-Encoding.")
 
     server = scope.get("server")
     if server and server[1] is not None:

@@ -30,6 +30,7 @@ touches ``wsgi.input`` or the server's socket.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import logging
@@ -42,6 +43,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Final
 
 import anyio
+from anyio.lowlevel import current_token
 from asgiref.compatibility import guarantee_single_callable
 
 from ._environ import build_scope, content_length, decode_headers, status_line
@@ -83,6 +85,10 @@ class _LoopThread:
         self._spawn_requests: collections.deque[tuple[_TaskFn, tuple[Any, ...]]]
         self._spawn_requests = collections.deque()
         self._spawn_wanted: anyio.Event
+        # asyncio only: the loop, and the request tasks started on it directly.
+        self._asyncio_loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.cancelled: type[BaseException]
         self.thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
 
     def start(self, timeout: float) -> None:
@@ -94,8 +100,18 @@ class _LoopThread:
 
     def spawn(self, fn: _TaskFn, *args: Any) -> None:
         """Start ``fn(*args)`` as a task on the loop; safe from any thread."""
+        if self._asyncio_loop is not None:
+            # asyncio can start a task from a callback: no spawner hop, no task group.
+            post(self.call_soon, self._create_task, fn, args)
+            return
         self._spawn_requests.append((fn, args))
         post(self.call_soon, self._wake_spawner)
+
+    def _create_task(self, fn: _TaskFn, args: tuple[Any, ...]) -> None:
+        assert self._asyncio_loop is not None
+        task = self._asyncio_loop.create_task(fn(*args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _wake_spawner(self) -> None:
         self._spawn_wanted.set()
@@ -123,12 +139,17 @@ class _LoopThread:
 
     async def _main(self) -> None:
         self.call_soon = current_call_soon()
+        self.cancelled = anyio.get_cancelled_exc_class()
+        native = current_token().native_token
+        if isinstance(native, asyncio.AbstractEventLoop):
+            self._asyncio_loop = native
         self._stop = anyio.Event()
         self._spawn_wanted = anyio.Event()
         self.lifespan = Lifespan(self._adapter.app, self._adapter.lifespan, self.state)
         async with anyio.create_task_group() as task_group:
             self.task_group = task_group
-            task_group.start_soon(self._spawner)
+            if self._asyncio_loop is None:
+                task_group.start_soon(self._spawner)
             task_group.start_soon(self.lifespan.run)
             with anyio.move_on_after(self._adapter.lifespan_timeout):
                 await self.lifespan.wait_started()
@@ -142,6 +163,10 @@ class _LoopThread:
             if self.lifespan.supported and self.lifespan.error is None:
                 with anyio.move_on_after(self._adapter.lifespan_timeout):
                     await self.lifespan.shutdown()
+            if self._tasks:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.wait(list(self._tasks), timeout=5)
             task_group.cancel_scope.cancel()
 
     def stop(self, timeout: float) -> None:
@@ -308,6 +333,8 @@ class _Exchange:
         self._complete = False
         self._gone = False
         self._finished: anyio.Event | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancel_scope: anyio.CancelScope | None = None
         self._body_ready: anyio.Event | None = None
         self._receiving = False
         self._pending_bytes = 0
@@ -426,25 +453,33 @@ class _Exchange:
         post(self._loop.call_soon, self._cancel_on_loop)
 
     def _cancel_on_loop(self) -> None:
-        # On the loop, so that either the task has its scope to cancel, or it has
-        # not started yet and cancels itself on seeing _gone.
+        # On the loop, so that either the task can be cancelled, or it has not
+        # started yet and gives up on seeing _gone.
         self._client_gone()
-        scope = getattr(self, "_cancel_scope", None)
-        if scope is not None:
-            scope.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        elif self._cancel_scope is not None:
+            self._cancel_scope.cancel()
 
     # The app's task.
 
     async def _run_app(self) -> None:
-        self._finished = anyio.Event()
+        loop = self._loop
         error: BaseException | None = None
         try:
-            with anyio.CancelScope() as self._cancel_scope:
-                if self._gone:  # timed out before this task started
-                    self._cancel_scope.cancel()
+            # Timed out before this task started (_gone): the app starts cancelled.
+            if loop._asyncio_loop is not None:
+                self._task = asyncio.current_task()
+                if self._gone and self._task is not None:
+                    self._task.cancel()
                 await self._adapter.app(self._scope, self._receive, self._send)
+            else:
+                with anyio.CancelScope() as self._cancel_scope:
+                    if self._gone:
+                        self._cancel_scope.cancel()
+                    await self._adapter.app(self._scope, self._receive, self._send)
         except BaseException as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
+            if isinstance(exc, loop.cancelled):
                 error = ASGIProtocolError("The ASGI app was cancelled.")
                 raise
             error = exc
@@ -471,7 +506,8 @@ class _Exchange:
             await self._body_ready.wait()
         if self._body_complete or self._gone or self._complete:
             if not (self._complete or self._gone):
-                assert self._finished is not None
+                if self._finished is None:
+                    self._finished = anyio.Event()
                 await self._finished.wait()
             return _DISCONNECT
         self._receiving = True
@@ -523,8 +559,8 @@ class _Exchange:
             self._body_sent = True
             if not more:
                 self._complete = True
-                assert self._finished is not None
-                self._finished.set()
+                if self._finished is not None:
+                    self._finished.set()
                 self._inbox.put((_BODY, body, False))
                 return
             if not body:
@@ -560,8 +596,8 @@ class _Exchange:
             if not isinstance(path, str) or not os.path.isabs(path):
                 raise ASGIProtocolError(f"Expected an absolute 'path', but got {path!r}.")
             self._complete = True
-            assert self._finished is not None
-            self._finished.set()
+            if self._finished is not None:
+                self._finished.set()
             self._inbox.put((_PATH, path))
         elif kind == "http.response.trailers":
             raise ASGIProtocolError(

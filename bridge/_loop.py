@@ -19,6 +19,10 @@ CallSoon = Callable[..., Any]
 
 def current_call_soon() -> CallSoon:
     """The thread-safe ``call_soon`` of the event loop running the current task."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe  # the fast, common case
+    except RuntimeError:
+        pass
     native = current_token().native_token
     if isinstance(native, asyncio.AbstractEventLoop):
         return native.call_soon_threadsafe

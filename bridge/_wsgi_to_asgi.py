@@ -28,8 +28,9 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
    disconnect), reading body messages at most one ahead of the app for the pump
    to hand on. On disconnect it aborts the channel: the worker's next ``put()``
    raises ``ClientDisconnected``, iteration stops and ``close()`` runs.
-6. If the pump is cancelled, it aborts the channel the same way; the worker
-   releases its limiter token when it finishes, whoever is still waiting.
+6. If the pump is cancelled, it aborts the channel the same way. The limiter
+   token is released by whichever of the two finishes second: the pump on the
+   loop, or the worker by posting the release to the loop.
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ class _Channel:
         "_bytes",
         "_call_soon",
         "_event",
+        "_finished",
         "_high_water",
         "_items",
+        "_left",
         "_lock",
         "_space",
         "_waiting",
@@ -124,11 +127,13 @@ class _Channel:
         self._high_water = high_water
         self._items: list[object] = []
         self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
+        self._space: threading.Condition | None = None  # made when the worker must wait
         self._bytes = 0
         self._waiting = False
         self._event: anyio.Event | None = None
         self._aborted = False
+        self._finished = False  # the worker put its last item
+        self._left = False  # the pump stopped reading
 
     # Worker side.
 
@@ -143,13 +148,21 @@ class _Channel:
                     raise ClientDisconnected("The client disconnected; the response was cut.")
                 if not size or self._bytes < self._high_water:
                     break
+                if self._space is None:
+                    self._space = threading.Condition(self._lock)
                 self._space.wait()
             self._append(item, size)
 
-    def finish(self, item: object) -> None:
-        """Queue the last item; never blocks or raises."""
+    def finish(self, item: object) -> bool:
+        """Queue the last item; never blocks or raises.
+
+        Returns True when the pump has already left, so the worker must release
+        what the pump would have (see :meth:`leave`).
+        """
         with self._lock:
             self._append(item, 0)
+            self._finished = True
+            return self._left
 
     def _append(self, item: object, size: int) -> None:
         self._items.append(item)
@@ -169,7 +182,8 @@ class _Channel:
                 if items:
                     self._items = []
                     self._bytes = 0
-                    self._space.notify()
+                    if self._space is not None:
+                        self._space.notify()
                     return items
                 event = self._event = anyio.Event()
                 self._waiting = True
@@ -179,7 +193,18 @@ class _Channel:
         """Make the worker's next ``put()`` raise ClientDisconnected."""
         with self._lock:
             self._aborted = True
-            self._space.notify_all()
+            if self._space is not None:
+                self._space.notify_all()
+
+    def leave(self) -> bool:
+        """The pump is done; True when the worker has finished too.
+
+        Whichever of the two comes second releases the limiter token: the pump
+        directly on the loop, or the worker by posting to it.
+        """
+        with self._lock:
+            self._left = True
+            return self._finished
 
 
 def _is_body_empty(environ: Environ, scope: Scope) -> bool:
@@ -403,6 +428,9 @@ class _Responder:
         except BaseException:
             self._abort()
             raise
+        finally:
+            if self._channel.leave():
+                limiter.release_on_behalf_of(self)
 
     async def _relay(self) -> bool:
         """Relay the worker's items to ``send()`` until it is done.
@@ -593,9 +621,10 @@ class _Responder:
                         error = exc
                     else:
                         logger.exception("The response iterable's close() raised too.")
-            self._channel.finish((_DONE, error))
+            pump_left = self._channel.finish((_DONE, error))
             del error
-            post(call_soon, self._wsgi.limiter.release_on_behalf_of, self)
+            if pump_left:
+                post(call_soon, self._wsgi.limiter.release_on_behalf_of, self)
 
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -659,7 +688,7 @@ class _Responder:
                         "the excess was dropped.",
                         self._environ.get("PATH_INFO"),
                     )
-                    data = data[:remaining]
+                    pass
                 self._remaining = 0
             else:
                 self._remaining = remaining - len(data)

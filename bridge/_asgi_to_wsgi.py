@@ -230,7 +230,7 @@ class ASGIToWSGI:
         lifespan: LifespanMode = "auto",
         lifespan_timeout: float = 60.0,
         response_timeout: float | None = None,
-        high_water: int = 262144,
+        high_water: int = 1048576,
         max_body_size: int | None = None,
     ) -> None:
         if not callable(app):
@@ -320,6 +320,7 @@ class _Exchange:
             raise BadRequest(f"The request body is larger than the limit of {limit} bytes.", 413)
         self._received = 0
         self._too_large = False
+        self._low_water = adapter.high_water // 2
         if length is None and not environ.get("wsgi.input_terminated"):
             length = 0  # PEP 3333: without CONTENT_LENGTH there is no body to read.
         self._body_left = length
@@ -415,7 +416,8 @@ class _Exchange:
                     with self._lock:
                         self._pending_bytes -= size
                         drained = self._drained
-                        if drained is not None and self._pending_bytes <= self._adapter.high_water:
+                        # Wake the app at half the mark (low water), not for every chunk.
+                        if drained is not None and self._pending_bytes <= self._low_water:
                             self._drained = None
                             post(self._loop.call_soon, drained.set)
             return item

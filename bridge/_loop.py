@@ -30,6 +30,14 @@ def current_call_soon() -> CallSoon:
     return run_sync_soon
 
 
+def asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, or None on another backend."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def post(call_soon: CallSoon, fn: Callable[..., object], *args: object) -> None:
     """Post ``fn(*args)`` to a loop, ignoring a loop that has already closed."""
     try:

@@ -40,13 +40,13 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import IO, Any, Final
+from collections.abc import Generator, Iterable, Iterator
+from typing import IO, Any, Final, Protocol
 
 import anyio
 
 from ._environ import build_environ, encode_headers, parse_status
-from ._loop import CallSoon, current_call_soon, post
+from ._loop import CallSoon, asyncio_loop, current_call_soon, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
@@ -105,6 +105,30 @@ class FileWrapper:
         return path
 
 
+class _Waiter(Protocol):
+    def done(self) -> bool: ...
+    def set_result(self, result: None) -> None: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
+
+
+class _AnyioWaiter:
+    """A one-shot waiter with a future's interface, on any anyio backend."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set_result(self, result: None) -> None:
+        self._event.set()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._event.wait().__await__()
+
+
 class _Channel:
     """Worker-to-pump queue of response items, bounded by bytes."""
 
@@ -118,6 +142,7 @@ class _Channel:
         "_items",
         "_left",
         "_lock",
+        "_new_waiter",
         "_space",
         "_waiting",
     )
@@ -130,15 +155,21 @@ class _Channel:
         self._space: threading.Condition | None = None  # made when the worker must wait
         self._bytes = 0
         self._waiting = False
-        self._event: anyio.Event | None = None
+        self._event: _Waiter | None = None
+        loop = asyncio_loop()
+        # A bare future on asyncio (cheaper than anyio.Event), anyio's own elsewhere.
+        self._new_waiter = loop.create_future if loop is not None else _AnyioWaiter
         self._aborted = False
         self._finished = False  # the worker put its last item
         self._left = False  # the pump stopped reading
 
     # Worker side.
 
-    def put(self, item: object, size: int = 0) -> None:
+    def put(self, item: object, size: int = 0, wake: bool = True) -> None:
         """Queue ``item``; blocks while the channel is full.
+
+        With ``wake=False`` the pump is not woken for it: the caller promises a
+        :meth:`finish` right after, which wakes it once for both.
 
         :raises ClientDisconnected: once the pump has aborted the channel.
         """
@@ -151,7 +182,7 @@ class _Channel:
                 if self._space is None:
                     self._space = threading.Condition(self._lock)
                 self._space.wait()
-            self._append(item, size)
+            self._append(item, size, wake)
 
     def finish(self, item: object) -> bool:
         """Queue the last item; never blocks or raises.
@@ -160,17 +191,21 @@ class _Channel:
         what the pump would have (see :meth:`leave`).
         """
         with self._lock:
-            self._append(item, 0)
+            self._append(item, 0, True)
             self._finished = True
             return self._left
 
-    def _append(self, item: object, size: int) -> None:
+    def _append(self, item: object, size: int, wake: bool) -> None:
         self._items.append(item)
         self._bytes += size
-        if self._waiting:
+        if wake and self._waiting:
             self._waiting = False
-            assert self._event is not None
-            post(self._call_soon, self._event.set)
+            post(self._call_soon, self._wake_pump)
+
+    def _wake_pump(self) -> None:
+        waiter = self._event
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # Pump side.
 
@@ -185,9 +220,9 @@ class _Channel:
                     if self._space is not None:
                         self._space.notify()
                     return items
-                event = self._event = anyio.Event()
+                waiter = self._event = self._new_waiter()
                 self._waiting = True
-            await event.wait()
+            await waiter
 
     def abort(self) -> None:
         """Make the worker's next ``put()`` raise ClientDisconnected."""
@@ -250,7 +285,7 @@ class WSGIToASGI:
         *,
         max_threads: int | anyio.CapacityLimiter = 64,
         chunk_size: int = 65536,
-        high_water: int = 262144,
+        high_water: int = 1048576,
         keep_underscore_headers: bool = False,
         max_duplicate_headers: int = 100,
         max_body_size: int | None = None,
@@ -599,7 +634,7 @@ class _Responder:
             iterable = self._wsgi.app(self._environ, self._start_response)
             kind = type(iterable)
             if (kind is list or kind is tuple) and not self._headers_sent:
-                self._complete(iterable)  # type: ignore[arg-type]
+                self._complete(iterable)  # type: ignore[arg-type]  # plain sequences: no close()
             elif kind is FileWrapper and self._send_path(iterable):  # type: ignore[arg-type]
                 pass
             else:
@@ -688,7 +723,7 @@ class _Responder:
                         "the excess was dropped.",
                         self._environ.get("PATH_INFO"),
                     )
-                    pass
+                    data = data[:remaining]
                 self._remaining = 0
             else:
                 self._remaining = remaining - len(data)
@@ -744,7 +779,8 @@ class _Responder:
                     self._channel.put(body, len(body))
                     raise error
         self._headers_sent = True
-        self._channel.put((_COMPLETE, self._status, self._headers, body))
+        # finish() follows at once (a list has no close()): one wake-up for both.
+        self._channel.put((_COMPLETE, self._status, self._headers, body), wake=False)
 
     def _send_path(self, wrapper: FileWrapper) -> bool:
         extensions = self._scope.get("extensions") or {}

@@ -1,0 +1,1 @@
+"""Benchmarks of ``bridge`` against native apps and its peers; run ``python -m benchmarks``."""

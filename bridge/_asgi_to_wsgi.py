@@ -40,14 +40,20 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Final
 
 import anyio
 from anyio.lowlevel import current_token
 from asgiref.compatibility import guarantee_single_callable
 
-from ._environ import build_scope, content_length, decode_headers, status_line
+from ._environ import (
+    build_scope,
+    content_length,
+    decode_headers,
+    response_content_length,
+    status_line,
+)
 from ._lifespan import Lifespan, LifespanMode
 from ._loop import CallSoon, current_call_soon, post
 from .exceptions import ASGIProtocolError, BadRequest, ClientDisconnected
@@ -433,13 +439,19 @@ class _Exchange:
 
     def _read_body(self) -> Message:
         left = self._body_left
-        stream = self._environ["wsgi.input"]
+        stream = self._environ.get("wsgi.input")
+        if stream is None:
+            raise BadRequest("The WSGI server's environ has no 'wsgi.input'.")
         try:
             data = stream.read(_CHUNK if left is None else min(_CHUNK, left))
         except Exception as exc:  # the server's input raises its own types on a cut upload
             logger.info("Reading the request body failed (%r); treating it as a disconnect.", exc)
             return _DISCONNECT
         if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise BadRequest(
+                    f"The WSGI server's wsgi.input returned {type(data).__name__}, not bytes."
+                )
             data = bytes(data)
         self._received += len(data)
         limit = self._adapter.max_body_size
@@ -545,6 +557,10 @@ class _Exchange:
             drained.set()
 
     async def _send(self, message: Message) -> None:
+        if not isinstance(message, Mapping):
+            raise ASGIProtocolError(
+                f"Expected an ASGI message (a dict), but got {type(message).__name__}."
+            )
         kind = message.get("type")
         if kind == "http.response.body":
             if not self._started:
@@ -594,7 +610,12 @@ class _Exchange:
             status = message.get("status")
             if type(status) is not int or not 100 <= status <= 599:
                 raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
-            headers = decode_headers(message.get("headers", ()))
+            raw_headers = message.get("headers", ())
+            headers = decode_headers(raw_headers)
+            try:
+                response_content_length(list(raw_headers))
+            except ValueError as exc:
+                raise ASGIProtocolError(str(exc)) from None
             self._started = True
             self._inbox.put((_START, status_line(status), headers))
         elif kind == "http.response.pathsend":

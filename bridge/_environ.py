@@ -111,8 +111,22 @@ def build_environ(
     """Build the PEP 3333 environ for an ASGI ``http`` scope, without ``wsgi.input``.
 
     :raises BadRequest: when a header is repeated more than ``max_duplicate_headers``
-        times or the path cannot be represented.
+        times, the framing headers are ambiguous, or the path cannot be represented.
+    :raises ASGIProtocolError: when the scope itself is malformed (a server bug).
     """
+    try:
+        return _build_environ(scope, keep_underscore_headers, max_duplicate_headers)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        if isinstance(exc, ASGIProtocolError):
+            raise
+        raise ASGIProtocolError(
+            f"The ASGI server's http scope is malformed ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def _build_environ(
+    scope: Scope, keep_underscore_headers: bool, max_duplicate_headers: int
+) -> Environ:
     root_path = scope.get("root_path", "").rstrip("/")
     scheme = scope.get("scheme") or "http"
     environ: Environ = {
@@ -275,6 +289,28 @@ def content_length(environ: Environ) -> int | None:
     if not isinstance(value, str) or not value.isdigit() or not value.isascii():
         raise BadRequest(f"Invalid Content-Length {value!r}: expected a non-negative integer.")
     return int(value)
+
+
+def response_content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Content-Length a response declares, None when it declares none.
+
+    :raises ValueError: when it is not a non-negative integer, or several
+        Content-Length headers disagree (RFC 9110 8.6: a response-splitting vector).
+    """
+    found: int | None = None
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise ValueError(
+                    f"Expected Content-Length to be a non-negative integer, but got {value!r}."
+                )
+            length = int(value)
+            if found is not None and found != length:
+                raise ValueError(
+                    f"The response declares conflicting Content-Lengths {found} and {length}."
+                )
+            found = length
+    return found
 
 
 def parse_status(status: object) -> int:

@@ -45,7 +45,7 @@ from typing import IO, Any, Final, Protocol
 
 import anyio
 
-from ._environ import build_environ, encode_headers, parse_status
+from ._environ import build_environ, encode_headers, parse_status, response_content_length
 from ._loop import CallSoon, asyncio_loop, current_call_soon, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
@@ -420,8 +420,9 @@ class _Responder:
                 max_duplicate_headers=wsgi.max_duplicate_headers,
             )
             limit = wsgi.max_body_size
-            if limit is not None and environ.get("CONTENT_LENGTH", "").isdigit():
-                if int(environ["CONTENT_LENGTH"]) > limit:
+            declared = environ.get("CONTENT_LENGTH", "")
+            if limit is not None and declared.isascii() and declared.isdigit():
+                if int(declared) > limit:
                     raise BadRequest(
                         f"The request body is larger than the limit of {limit} bytes.", 413
                     )
@@ -677,14 +678,10 @@ class _Responder:
             )
         code = parse_status(status)
         encoded = encode_headers(headers)
-        remaining = None
-        for name, value in encoded:
-            if name == b"content-length":
-                if not value.isdigit():
-                    raise WSGIProtocolError(
-                        f"Expected Content-Length to be a non-negative integer, but got {value!r}."
-                    )
-                remaining = int(value)
+        try:
+            remaining = response_content_length(encoded)
+        except ValueError as exc:
+            raise WSGIProtocolError(str(exc)) from None
         self._status = code
         self._headers = encoded
         self._remaining = remaining

@@ -422,7 +422,12 @@ class _Exchange:
             else:
                 item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             if item is _NEED_BODY:
-                message = self._read_body()
+                try:
+                    message = self._read_body()
+                except BadRequest:
+                    # The server's own input is broken: end the app's wait, then fail.
+                    post(self._loop.call_soon, self._deliver_body, _DISCONNECT)
+                    raise
                 post(self._loop.call_soon, self._deliver_body, message)
                 continue
             if item[0] == _BODY:

@@ -127,10 +127,13 @@ def build_environ(
 def _build_environ(
     scope: Scope, keep_underscore_headers: bool, max_duplicate_headers: int
 ) -> Environ:
+    method = scope["method"]
+    if type(method) is not str:
+        raise TypeError(f"'method' must be a str, not {type(method).__name__}")
     root_path = scope.get("root_path", "").rstrip("/")
     scheme = scope.get("scheme") or "http"
     environ: Environ = {
-        "REQUEST_METHOD": scope["method"],
+        "REQUEST_METHOD": method,
         "SCRIPT_NAME": root_path.encode("utf-8").decode("latin-1"),
         "PATH_INFO": _path_info(scope, root_path),
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),

@@ -97,6 +97,11 @@ def test_no_bridge_console_script() -> None:
         pytest.param("tests.fixtures_pkg.apps:asgi_app", "wsgiref", "asgi", id="asgi-on-wsgiref"),
         pytest.param("tests.fixtures_pkg.apps:wsgi_app", "uvicorn", "wsgi", id="wsgi-on-uvicorn"),
         pytest.param("tests.fixtures_pkg.apps:asgi_app", "gunicorn", "asgi", id="asgi-on-gunicorn"),
+        pytest.param("tests.fixtures_pkg.apps:wsgi_app", "granian", "wsgi", id="wsgi-on-granian"),
+        pytest.param(
+            "tests.fixtures_pkg.apps:wsgi_app", "hypercorn", "wsgi", id="wsgi-on-hypercorn"
+        ),
+        pytest.param("tests.fixtures_pkg.apps:asgi_app", "waitress", "asgi", id="asgi-on-waitress"),
     ],
 )
 def test_serve_runs_the_app_bridged(app: str, server: str, body: str, tmp_path: Path) -> None:

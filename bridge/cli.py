@@ -26,7 +26,7 @@ from ._interface import Interface, detect_interface
 from ._mount import Mount
 from ._servers import SERVERS, Options, Server
 from ._wsgi_to_asgi import WSGIToASGI
-from .exceptions import BridgeError
+from .exceptions import AppLoadError, BridgeError
 
 _DESCRIPTIONS = {
     "wsgi": "WSGI",
@@ -95,6 +95,13 @@ def _load(import_string: str) -> Any:
     return import_from_string(import_string)
 
 
+def _interface_of(app: Any) -> Interface:
+    try:
+        return detect_interface(app)
+    except TypeError as exc:  # not an app, or a signature detection cannot read
+        raise AppLoadError(str(exc)) from None
+
+
 def _choose(name: str, interface: Interface) -> Server:
     if name != "auto":
         server = SERVERS[name]
@@ -133,7 +140,7 @@ def _describe(app: Any, interface: Interface) -> str:
 
 def _inspect(import_string: str) -> int:
     app = _load(import_string)
-    interface = detect_interface(app)
+    interface = _interface_of(app)
     _say(f"{import_string}: {_describe(app, interface)}")
     if isinstance(app, WSGIToASGI):
         _say(f"  wraps the WSGI app {app.app!r}")
@@ -165,7 +172,7 @@ def _inspect(import_string: str) -> int:
 def _serve(arguments: argparse.Namespace) -> int:
     forced = None if arguments.interface == "auto" else arguments.interface
     app = _load(arguments.app)
-    interface: Interface = forced or detect_interface(app)
+    interface: Interface = forced or _interface_of(app)
     server = _choose(arguments.server, interface)
     _check_port(arguments.host, arguments.port)
     os.environ["BRIDGE_APP"] = arguments.app
@@ -206,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "inspect":
             return _inspect(arguments.app)
         return _serve(arguments)
-    except (BridgeError, TypeError) as exc:
+    except BridgeError as exc:
         _say(f"bridge: error: {exc}", error=True)
         return 1
     except KeyboardInterrupt:

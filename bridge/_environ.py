@@ -404,6 +404,6 @@ def status_line(code: int) -> str:
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = ""
-        line = f"{code} {phrase}".rstrip() if phrase else f"{code} "
+        line = f"{code} {phrase}"  # "599 " when there is no phrase: still "code space reason"
         _REASONS[code] = line
     return line

@@ -12,14 +12,15 @@ one, and the tests wrap the adapter in it.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
 
-from bridge.types import Message, Receive, Scope, Send
+from bridge.types import Environ, Message, Receive, Scope, Send
 
 TIMEOUT = 5.0
 """Seconds any wait in an app or a test may take before the test fails."""
@@ -439,3 +440,50 @@ class PathSend:
         headers = [(b"content-type", b"application/octet-stream")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": self.path})
+
+
+# Environs, as a WSGI server builds them.
+
+
+def make_environ(
+    path_info: str = "/",
+    *,
+    method: str = "GET",
+    script_name: str = "",
+    query: str = "",
+    body: bytes = b"",
+    content_length: str | None = None,
+    wsgi_input: object = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Environ:
+    """A PEP 3333 environ as a WSGI server would build it.
+
+    ``CONTENT_LENGTH`` is ``len(body)`` when there is a body, unless
+    ``content_length`` overrides it (``""`` leaves it out).
+    """
+    environ: Environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "40000",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body) if wsgi_input is None else wsgi_input,
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if content_length is None:
+        content_length = str(len(body)) if body else ""
+    if content_length:
+        environ["CONTENT_LENGTH"] = content_length
+    environ.update(headers or {})
+    environ.update(extra or {})
+    return environ

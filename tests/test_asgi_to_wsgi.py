@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import wsgiref.handlers
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
 from wsgiref.validate import validator
@@ -51,7 +51,7 @@ from starlette.websockets import WebSocket
 from bridge import ASGIProtocolError, ASGIToWSGI, ClientDisconnected
 from bridge.types import ASGIApp, Environ, Message, Receive, Scope, Send
 from tests import asgi_apps
-from tests.asgi_apps import TEXT_PLAIN, TIMEOUT
+from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -97,50 +97,6 @@ def client(adapter: ASGIToWSGI) -> Iterator[httpx.Client]:
     transport = httpx.WSGITransport(app=validated(adapter))
     with httpx.Client(transport=transport, base_url="http://testserver") as http:
         yield http
-
-
-def make_environ(
-    path_info: str = "/",
-    *,
-    method: str = "GET",
-    script_name: str = "",
-    query: str = "",
-    body: bytes = b"",
-    content_length: str | None = None,
-    wsgi_input: object = None,
-    headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Environ:
-    """A PEP 3333 environ as a WSGI server would build it.
-
-    ``CONTENT_LENGTH`` is ``len(body)`` when there is a body, unless
-    ``content_length`` overrides it (``""`` leaves it out).
-    """
-    environ: Environ = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "40000",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body) if wsgi_input is None else wsgi_input,
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if content_length is None:
-        content_length = str(len(body)) if body else ""
-    if content_length:
-        environ["CONTENT_LENGTH"] = content_length
-    environ.update(headers or {})
-    environ.update(extra or {})
-    return environ
 
 
 class StartResponse:

@@ -52,7 +52,7 @@ from bridge._threads import pool
 from bridge.types import Environ, Message, Receive, Scope, Send, StartResponse
 
 from . import asgi_apps
-from .asgi_apps import TEXT_PLAIN
+from .asgi_apps import TEXT_PLAIN, make_environ
 from .wsgi_apps import (
     TEXT,
     TIMEOUT,
@@ -141,30 +141,14 @@ def environ(
     **extra: Any,
 ) -> Environ:
     """A PEP 3333 environ as a WSGI server builds it; ``CONTENT_LENGTH`` from ``body``."""
-    result: Environ = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "40000",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body) if wsgi_input is None else wsgi_input,
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if content_length is None and body:
-        content_length = str(len(body))
-    if content_length:
-        result["CONTENT_LENGTH"] = content_length
-    result.update(extra)
-    return result
+    return make_environ(
+        path,
+        method=method,
+        body=body,
+        content_length=content_length,
+        wsgi_input=wsgi_input,
+        extra=extra,
+    )
 
 
 class Recorded:

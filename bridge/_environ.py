@@ -36,6 +36,8 @@ _RAW_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # PEP 3333 (and wsgiref.validate) reserve these for CONTENT_TYPE and CONTENT_LENGTH.
 _SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
+# The other way: environ key -> ASGI header name, cached the same way.
+_HEADER_NAMES: dict[str, bytes] = {}
 
 
 def _environ_key(name: bytes) -> str:
@@ -209,6 +211,8 @@ def _http_version(protocol: str) -> str:
 
 
 def _wsgi_str_to_utf8(value: str) -> str:
+    if value.isascii():
+        return value  # the common case: the same text either way
     return value.encode("latin-1").decode("utf-8", "replace")
 
 
@@ -227,7 +231,11 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         headers: list[tuple[bytes, bytes]] = []
         for key, value in environ.items():
             if key.startswith("HTTP_"):
-                name = key[5:].lower().replace("_", "-").encode("latin-1")
+                name = _HEADER_NAMES.get(key)
+                if name is None:
+                    name = key[5:].lower().replace("_", "-").encode("latin-1")
+                    if len(_HEADER_NAMES) < _ENVIRON_KEYS_MAX:
+                        _HEADER_NAMES[key] = name
                 headers.append((name, value.encode("latin-1")))
             elif key == "CONTENT_TYPE" and value:
                 headers.append((b"content-type", value.encode("latin-1")))

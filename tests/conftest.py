@@ -22,9 +22,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+
+if TYPE_CHECKING:
+    from bridge import ASGIToWSGI
+    from bridge.types import ASGIApp
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The directory holding ``pyproject.toml``; servers run from here."""
@@ -287,3 +291,26 @@ def serve_fixture(tmp_path_factory: pytest.TempPathFactory) -> Serve:
         )
 
     return bound
+
+
+class AdapterFactory(Protocol):
+    def __call__(self, app: ASGIApp, **options: Any) -> ASGIToWSGI: ...
+
+
+@pytest.fixture
+def make_adapter() -> Iterator[AdapterFactory]:
+    """``make_adapter(app, **options)``: an ``ASGIToWSGI`` closed when the test ends."""
+    from bridge import ASGIToWSGI
+    from tests.asgi_apps import TIMEOUT
+
+    adapters: list[ASGIToWSGI] = []
+
+    def make(app: ASGIApp, **options: Any) -> ASGIToWSGI:
+        options.setdefault("lifespan_timeout", TIMEOUT)
+        adapter = ASGIToWSGI(app, **options)
+        adapters.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in adapters:
+        adapter.close()

@@ -28,7 +28,7 @@ import time
 import wsgiref.handlers
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
+from typing import IO, TYPE_CHECKING, Annotated, Any
 from wsgiref.validate import validator
 
 import httpx
@@ -49,9 +49,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bridge import ASGIProtocolError, ASGIToWSGI, ClientDisconnected
-from bridge.types import ASGIApp, Environ, Message, Receive, Scope, Send
+from bridge.types import Environ, Message, Receive, Scope, Send
 from tests import asgi_apps
 from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ
+from tests.conftest import AdapterFactory
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -65,26 +66,6 @@ else:
 
 
 # Helpers.
-
-
-class AdapterFactory(Protocol):
-    def __call__(self, app: ASGIApp, **options: Any) -> ASGIToWSGI: ...
-
-
-@pytest.fixture
-def make_adapter() -> Iterator[AdapterFactory]:
-    """``make_adapter(app, **options)``: an ``ASGIToWSGI`` closed when the test ends."""
-    adapters: list[ASGIToWSGI] = []
-
-    def make(app: ASGIApp, **options: Any) -> ASGIToWSGI:
-        options.setdefault("lifespan_timeout", TIMEOUT)
-        adapter = ASGIToWSGI(app, **options)
-        adapters.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in adapters:
-        adapter.close()
 
 
 def validated(adapter: ASGIToWSGI) -> WSGIApplication:

@@ -33,7 +33,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +53,7 @@ from bridge.types import Environ, Message, Receive, Scope, Send, StartResponse
 
 from . import asgi_apps
 from .asgi_apps import TEXT_PLAIN, make_environ
+from .conftest import AdapterFactory
 from .wsgi_apps import (
     TEXT,
     TIMEOUT,
@@ -205,19 +206,9 @@ def call_wsgi(adapter: ASGIToWSGI, env: Environ) -> tuple[Recorded, bytes]:
 
 
 @pytest.fixture
-def adapters() -> Iterator[Callable[..., ASGIToWSGI]]:
-    """``adapters(app, **options)``: an ``ASGIToWSGI`` closed when the test ends."""
-    made: list[ASGIToWSGI] = []
-
-    def make(app: Any, **options: Any) -> ASGIToWSGI:
-        options.setdefault("lifespan_timeout", TIMEOUT)
-        adapter = ASGIToWSGI(app, **options)
-        made.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in made:
-        adapter.close()
+def adapters(make_adapter: AdapterFactory) -> AdapterFactory:
+    """``adapters(app, **options)``: conftest's ``make_adapter``, closed at test end."""
+    return make_adapter
 
 
 class CountingInput:

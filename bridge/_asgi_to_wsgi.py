@@ -40,7 +40,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import anyio
@@ -56,6 +56,7 @@ from ._environ import (
 )
 from ._lifespan import Lifespan, LifespanMode
 from ._loop import CallSoon, current_call_soon, post
+from ._threads import wake_without_preempting
 from .exceptions import ASGIProtocolError, BadRequest, ClientDisconnected
 from .types import ASGIApp, Environ, Message, StartResponse
 
@@ -67,19 +68,17 @@ _START: Final = 1
 _BODY: Final = 2
 _PATH: Final = 3
 _DONE: Final = 4
+_HEAD: Final = 5
 _DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 _EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
 _EXTENSIONS: Final[dict[str, Any]] = {"http.response.pathsend": {}}
-
-
-_TaskFn = Callable[..., Coroutine[Any, Any, Any]]
 
 
 class _LoopThread:
     """The adapter's event loop in a daemon thread, for one process."""
 
     def __init__(self, adapter: ASGIToWSGI) -> None:
-        self.pid = os.getpid()
+        self.pid = _process.pid
         self._adapter = adapter
         self._ready = threading.Event()
         self._finished = threading.Event()
@@ -89,8 +88,7 @@ class _LoopThread:
         self.lifespan: Lifespan
         self.state: dict[str, Any] = {}
         self._stop: anyio.Event
-        self._spawn_requests: collections.deque[tuple[_TaskFn, tuple[Any, ...]]]
-        self._spawn_requests = collections.deque()
+        self._spawn_requests: collections.deque[_Exchange] = collections.deque()
         self._spawn_wanted: anyio.Event
         # asyncio only: the loop, and the request tasks started on it directly.
         self._asyncio_loop: asyncio.AbstractEventLoop | None = None
@@ -105,20 +103,21 @@ class _LoopThread:
         if self._startup_error is not None:
             raise RuntimeError("The ASGI event loop failed to start.") from self._startup_error
 
-    def spawn(self, fn: _TaskFn, *args: Any) -> None:
-        """Start ``fn(*args)`` as a task on the loop; safe from any thread."""
+    def spawn(self, exchange: _Exchange) -> None:
+        """Start the exchange's app task on the loop; safe from any thread."""
         if self._asyncio_loop is not None:
             # asyncio can start a task from a callback: no spawner hop, no task group.
-            post(self.call_soon, self._create_task, fn, args)
+            post(self.call_soon, self._create_task, exchange)
             return
-        self._spawn_requests.append((fn, args))
+        self._spawn_requests.append(exchange)
         post(self.call_soon, self._wake_spawner)
 
-    def _create_task(self, fn: _TaskFn, args: tuple[Any, ...]) -> None:
+    def _create_task(self, exchange: _Exchange) -> None:
         assert self._asyncio_loop is not None
-        task = self._asyncio_loop.create_task(fn(*args))
+        # The task drops itself from _tasks when it ends: a done callback would cost the
+        # loop one more iteration per request.
+        task = exchange._task = self._asyncio_loop.create_task(exchange._run_app())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _wake_spawner(self) -> None:
         self._spawn_wanted.set()
@@ -130,11 +129,11 @@ class _LoopThread:
             await self._spawn_wanted.wait()
             self._spawn_wanted = anyio.Event()
             while requests:
-                fn, args = requests.popleft()
-                self.task_group.start_soon(fn, *args)
+                self.task_group.start_soon(requests.popleft()._run_app)
 
     def _run(self) -> None:
         adapter = self._adapter
+        wake_without_preempting()
         try:
             anyio.run(self._main, backend=adapter.backend, backend_options=adapter.backend_options)
         except BaseException as exc:
@@ -187,7 +186,13 @@ class _LoopThread:
 _adapters: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
 
 
+class _process:
+    # os.getpid() is a system call; the fork hook below keeps this one current.
+    pid = os.getpid()
+
+
 def _forget_loops_after_fork() -> None:
+    _process.pid = os.getpid()
     for adapter in list(_adapters):
         adapter._loop = None
         adapter._lock = threading.Lock()
@@ -269,11 +274,11 @@ class ASGIToWSGI:
 
     def _running_loop(self) -> _LoopThread:
         loop = self._loop
-        if loop is not None and loop.pid == os.getpid():
+        if loop is not None and loop.pid == _process.pid:
             return loop
         with self._lock:
             loop = self._loop
-            if loop is None or loop.pid != os.getpid():
+            if loop is None or loop.pid != _process.pid:
                 loop = _LoopThread(self)
                 loop.start(self.lifespan_timeout + 5)
                 self._loop = loop
@@ -286,7 +291,7 @@ class ASGIToWSGI:
         """
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is not None and loop.pid == os.getpid():
+        if loop is not None and loop.pid == _process.pid:
             loop.stop(self.lifespan_timeout + 5)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
@@ -345,11 +350,13 @@ class _Exchange:
         # Loop-side state.
         self._body_complete = False
         self._started = False
+        self._head: tuple[str, list[tuple[str, str]]] | None = None
         self._body_sent = False
         self._complete = False
         self._gone = False
         self._finished: anyio.Event | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._running = False
         self._cancel_scope: anyio.CancelScope | None = None
         self._body_ready: anyio.Event | None = None
         self._receiving = False
@@ -360,7 +367,7 @@ class _Exchange:
 
     def respond(self, start_response: StartResponse) -> Any:
         loop = self._loop
-        loop.spawn(self._run_app)
+        loop.spawn(self)
         timeout = self._adapter.response_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         status: str | None = None
@@ -369,17 +376,21 @@ class _Exchange:
             try:
                 item = self._next_item(deadline)
             except queue.Empty:
+                if self._head is not None:
+                    deadline = None  # started: the rest of the response may take its time
+                    continue
                 self._cancel()
                 logger.error(
                     "The ASGI app did not start a response within %s s; answering 504.", timeout
                 )
                 return _plain(start_response, 504, "Gateway Timeout")
             tag = item[0]
-            if tag == _START:
-                status, headers = item[1], item[2]
-            elif tag == _BODY:
-                assert status is not None
-                body, more = item[1], item[2]
+            if tag == _HEAD or tag == _BODY:
+                if tag == _HEAD:
+                    status, headers, body, more = item[1], item[2], item[3], item[4]
+                else:
+                    assert status is not None
+                    body, more = item[1], item[2]
                 if not more:
                     start_response(status, headers)
                     return [body]
@@ -387,6 +398,8 @@ class _Exchange:
                     continue
                 start_response(status, headers)
                 return _ResponseStream(self, body)
+            elif tag == _START:
+                status, headers = item[1], item[2]
             elif tag == _PATH:
                 assert status is not None
                 start_response(status, headers)
@@ -430,8 +443,9 @@ class _Exchange:
                     raise
                 post(self._loop.call_soon, self._deliver_body, message)
                 continue
-            if item[0] == _BODY:
-                size = len(item[1])
+            tag = item[0]
+            if tag == _BODY or tag == _HEAD:
+                size = len(item[1] if tag == _BODY else item[3])
                 if size:
                     with self._lock:
                         self._pending_bytes -= size
@@ -484,6 +498,8 @@ class _Exchange:
         # On the loop, so that either the task can be cancelled, or it has not
         # started yet and gives up on seeing _gone.
         self._client_gone()
+        if not self._running:
+            return  # _run_app sees _gone when it starts, and starts cancelled
         if self._task is not None:
             self._task.cancel()
         elif self._cancel_scope is not None:
@@ -494,11 +510,11 @@ class _Exchange:
     async def _run_app(self) -> None:
         loop = self._loop
         error: BaseException | None = None
+        self._running = True
         try:
             # Timed out before this task started (_gone): the app starts cancelled.
-            if loop._asyncio_loop is not None:
-                self._task = asyncio.current_task()
-                if self._gone and self._task is not None:
+            if self._task is not None:
+                if self._gone:
                     self._task.cancel()
                 await self._adapter.app(self._scope, self._receive, self._send)
             else:
@@ -518,6 +534,8 @@ class _Exchange:
             if not self._complete:
                 self._inbox.put((_DONE, error))
             del error
+            if self._task is not None:
+                loop._tasks.discard(self._task)
 
     async def _receive(self) -> Message:
         message = self._next_message
@@ -593,7 +611,7 @@ class _Exchange:
                 self._complete = True
                 if self._finished is not None:
                     self._finished.set()
-                self._inbox.put((_BODY, body, False))
+                self._put_body(body, False)
                 return
             if not body:
                 return
@@ -602,7 +620,7 @@ class _Exchange:
                 drained = None
                 if self._pending_bytes > self._adapter.high_water:
                     drained = self._drained = anyio.Event()
-            self._inbox.put((_BODY, body, True))
+            self._put_body(body, True)
             if drained is not None:
                 await drained.wait()
                 if self._gone:
@@ -622,7 +640,8 @@ class _Exchange:
             except ValueError as exc:
                 raise ASGIProtocolError(str(exc)) from None
             self._started = True
-            self._inbox.put((_START, status_line(status), headers))
+            # Held until the first body bytes: one wake-up of the WSGI thread, not two.
+            self._head = (status_line(status), headers)
         elif kind == "http.response.pathsend":
             if not self._started or self._complete or self._body_sent:
                 raise ASGIProtocolError(
@@ -635,6 +654,10 @@ class _Exchange:
             self._complete = True
             if self._finished is not None:
                 self._finished.set()
+            head = self._head
+            if head is not None:
+                self._head = None
+                self._inbox.put((_START, head[0], head[1]))
             self._inbox.put((_PATH, path))
         elif kind == "http.response.trailers":
             raise ASGIProtocolError(
@@ -645,6 +668,14 @@ class _Exchange:
             raise ASGIProtocolError(
                 f"Expected an 'http.response.*' ASGI message, but got {kind!r}."
             )
+
+    def _put_body(self, body: bytes, more: bool) -> None:
+        head = self._head
+        if head is None:
+            self._inbox.put((_BODY, body, more))
+        else:
+            self._head = None
+            self._inbox.put((_HEAD, head[0], head[1], body, more))
 
 
 class _ResponseStream:

@@ -55,7 +55,7 @@ from ._environ import (
     status_line,
 )
 from ._lifespan import Lifespan, LifespanMode
-from ._loop import CallSoon, current_call_soon, post
+from ._loop import CallSoon, current_loop, post
 from ._threads import wake_without_preempting
 from .exceptions import ASGIProtocolError, BadRequest, ClientDisconnected
 from .types import ASGIApp, Environ, Message, StartResponse
@@ -144,7 +144,7 @@ class _LoopThread:
             self._finished.set()
 
     async def _main(self) -> None:
-        self.call_soon = current_call_soon()
+        self.call_soon = current_loop()[0]
         self.cancelled = anyio.get_cancelled_exc_class()
         native = current_token().native_token
         if isinstance(native, asyncio.AbstractEventLoop):

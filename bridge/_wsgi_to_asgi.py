@@ -35,6 +35,7 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
@@ -46,7 +47,7 @@ from typing import IO, Any, Final, Protocol
 import anyio
 
 from ._environ import build_environ, encode_headers, parse_status, response_content_length
-from ._loop import CallSoon, asyncio_loop, current_call_soon, post
+from ._loop import CallSoon, current_loop, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
@@ -147,7 +148,9 @@ class _Channel:
         "_waiting",
     )
 
-    def __init__(self, call_soon: CallSoon, high_water: int) -> None:
+    def __init__(
+        self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
+    ) -> None:
         self._call_soon = call_soon
         self._high_water = high_water
         self._items: list[object] = []
@@ -156,7 +159,6 @@ class _Channel:
         self._bytes = 0
         self._waiting = False
         self._event: _Waiter | None = None
-        loop = asyncio_loop()
         # A bare future on asyncio (cheaper than anyio.Event), anyio's own elsewhere.
         self._new_waiter = loop.create_future if loop is not None else _AnyioWaiter
         self._aborted = False
@@ -439,8 +441,8 @@ class _Responder:
         environ["wsgi.file_wrapper"] = FileWrapper
         self._environ = environ
 
-        call_soon = current_call_soon()
-        self._channel = _Channel(call_soon, wsgi.high_water)
+        call_soon, loop = current_loop()
+        self._channel = _Channel(call_soon, loop, wsgi.high_water)
         limiter = wsgi.limiter
         try:
             limiter.acquire_on_behalf_of_nowait(self)

@@ -19,15 +19,19 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
    ``chunk_size`` and awaits ``send()``. Servers flush before ``send()`` returns
    and the channel holds at most ``high_water`` bytes, so a slow client blocks the
    worker in ``put()``: back-pressure, with bounded memory.
-4. The pump is the one caller of ``receive()``. When the app reads ``wsgi.input``
-   and needs more bytes, the worker puts ``NEED_BODY`` and waits on ``_bodies``;
-   the pump receives and answers. A disconnect before the body's end makes the
-   read raise ``ClientDisconnected``, never a silent short body.
-5. Once a response streams, a watcher task takes over ``receive()`` to see
-   ``http.disconnect`` (some servers make ``send()`` a silent no-op after a
-   disconnect), reading body messages at most one ahead of the app for the pump
-   to hand on. On disconnect it aborts the channel: the worker's next ``put()``
-   raises ``ClientDisconnected``, iteration stops and ``close()`` runs.
+4. The pump is the one caller of ``receive()`` until the *receiver* task starts.
+   When the app first reads ``wsgi.input``, the worker puts ``NEED_BODY`` (once)
+   and waits on ``_bodies``; the pump receives the first message itself, so a small
+   body costs one hop and no task. If more follows, the pump starts the receiver,
+   which owns ``receive()`` from then on and reads the body ahead of the app into
+   ``_bodies``, at most ``high_water`` bytes ahead (back-pressure on uploads). A
+   disconnect before the body's end makes the read raise ``ClientDisconnected``,
+   never a silent short body.
+5. Once a response streams, the receiver is started too if it is not running: after
+   the body it waits for ``http.disconnect`` (some servers make ``send()`` a silent
+   no-op after a disconnect). On disconnect it aborts the channel: the worker's
+   next ``put()`` raises ``ClientDisconnected``, iteration stops and ``close()``
+   runs.
 6. If the pump is cancelled, it aborts the channel the same way. The limiter
    token is released by whichever of the two finishes second: the pump on the
    loop, or the worker by posting the release to the loop.
@@ -51,7 +55,7 @@ from ._loop import CallSoon, current_loop, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
-from .types import Environ, ExcInfo, Message, Receive, Scope, Send, WSGIApp
+from .types import Environ, ExcInfo, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -244,6 +248,68 @@ class _Channel:
             return self._finished
 
 
+class _BodyBuffer:
+    """Request body chunks the receiver read ahead of the worker, bounded by bytes."""
+
+    __slots__ = ("_bytes", "_call_soon", "_high_water", "_lock", "_new_waiter", "_queue", "_waiter")
+
+    def __init__(self, channel: _Channel) -> None:
+        self._call_soon = channel._call_soon
+        self._new_waiter = channel._new_waiter
+        self._high_water = channel._high_water
+        self._queue: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._waiter: _Waiter | None = None
+
+    # Receiver side.
+
+    def put(self, chunk: bytes, more: bool) -> None:
+        with self._lock:
+            self._bytes += len(chunk)
+        self._queue.put((chunk, more))
+
+    def end(self) -> None:
+        """The body ends here: the client has gone."""
+        self._queue.put(None)
+
+    async def wait_for_space(self) -> None:
+        with self._lock:
+            if self._bytes < self._high_water:
+                return
+            waiter = self._waiter = self._new_waiter()
+        await waiter
+
+    # Worker side.
+
+    def get(self) -> tuple[bytes, bool]:
+        """The next chunk and whether more follow; blocks until the receiver has one.
+
+        :raises ClientDisconnected: when the client went away before the end.
+        """
+        item = self._queue.get()
+        if item is None:
+            self._queue.put(None)  # every later read fails the same way
+            raise ClientDisconnected(
+                "The client disconnected before the request body was complete."
+            )
+        size = len(item[0])
+        if size:
+            with self._lock:
+                self._bytes -= size
+                waiter = self._waiter
+                # Wake the receiver at half the mark, not for every chunk.
+                if waiter is not None and self._bytes <= self._high_water // 2:
+                    self._waiter = None
+                    post(self._call_soon, _wake, waiter)
+        return item
+
+
+def _wake(waiter: _Waiter) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _is_body_empty(environ: Environ, scope: Scope) -> bool:
     """True when HTTP/1 framing says the request has no body (RFC 9112 6.3)."""
     return (
@@ -367,6 +433,7 @@ class _Responder:
     """One request: the pump's state on the loop and the worker's in its thread."""
 
     __slots__ = (
+        "_asked",
         "_bodies",
         "_body_done",
         "_channel",
@@ -374,9 +441,6 @@ class _Responder:
         "_gone",
         "_headers",
         "_headers_sent",
-        "_held",
-        "_held_ready",
-        "_held_taken",
         "_leftover",
         "_receive",
         "_remaining",
@@ -403,18 +467,17 @@ class _Responder:
         self._gone = False
         self._sent_start = False
         self._leftover: list[object] = []
-        # The disconnect watcher's read-ahead (see _watch).
-        self._held: Message | None = None
-        self._held_ready: anyio.Event | None = None
-        self._held_taken: anyio.Event | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._bodies: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+        self._asked = False  # the worker has asked for body beyond the first message
 
     # The pump.
 
     async def run(self) -> None:
         wsgi = self._wsgi
         scope = self._scope
+        call_soon, loop = current_loop()
+        self._channel = _Channel(call_soon, loop, wsgi.high_water)
+        self._bodies = _BodyBuffer(self._channel)
         try:
             environ = build_environ(
                 scope,
@@ -441,8 +504,6 @@ class _Responder:
         environ["wsgi.file_wrapper"] = FileWrapper
         self._environ = environ
 
-        call_soon, loop = current_loop()
-        self._channel = _Channel(call_soon, loop, wsgi.high_water)
         limiter = wsgi.limiter
         try:
             limiter.acquire_on_behalf_of_nowait(self)
@@ -455,7 +516,7 @@ class _Responder:
                 error: Exception | None = None
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
-                    task_group.start_soon(self._watch)
+                    task_group.start_soon(self._receive_ahead)
                     try:
                         await self._relay()
                     except Exception as exc:
@@ -474,8 +535,8 @@ class _Responder:
         """Relay the worker's items to ``send()`` until it is done.
 
         Without a task group it returns False when the response turns out to
-        stream, before sending the first body message, so that the caller can start
-        the disconnect watcher first.
+        stream (before sending the first body message) or the body to need more
+        than one message, so that the caller can start the receiver first.
         """
         channel = self._channel
         send = self._send
@@ -485,18 +546,23 @@ class _Responder:
             self._leftover = []
             chunks: list[bytes] = []
             final = False
-            for item in items:
+            for index, item in enumerate(items):
                 if type(item) is bytes:
                     chunks.append(item)
                 elif item is _END:
                     final = True
                 elif item is _NEED_BODY:
+                    if streaming:
+                        continue  # the receiver is already reading the body
                     if chunks and not self._gone:
-                        # Send what the app wrote before it asked for more body: the
+                        # Send what the app wrote before it asked for the body: the
                         # client may be waiting for it before it sends any.
                         await self._send_chunks(chunks, False)
                         chunks.clear()
-                    await self._answer_body()
+                    # The first message inline: a small body costs one hop and no task.
+                    if await self._receive_first():
+                        self._leftover = items[index + 1 :]
+                        return False  # the receiver reads the rest ahead of the app
                 else:
                     assert type(item) is tuple
                     tag = item[0]
@@ -554,81 +620,63 @@ class _Responder:
             return
         raise error
 
-    async def _answer_body(self) -> None:
-        if self._gone:
-            self._bodies.put(None)
-            return
-        while True:
-            message = await self._next_message()
-            kind = message["type"]
-            if kind == "http.request":
-                more = message.get("more_body", False)
-                if not more:
-                    self._body_done = True
-                self._bodies.put((message.get("body", b""), more))
-                return
-            if kind == "http.disconnect":
-                self._gone = True
-                self._channel.abort()
-                self._bodies.put(None)
-                return
+    async def _receive_first(self) -> bool:
+        """Answer the worker's first ``NEED_BODY``; True when more body follows."""
+        message = await self._receive()
+        if message["type"] != "http.request":
+            self._gone = True
+            self._channel.abort()
+            self._bodies.end()
+            return False
+        more = bool(message.get("more_body", False))
+        if not more:
+            self._body_done = True
+        self._bodies.put(message.get("body", b""), more)
+        return more
 
-    async def _next_message(self) -> Message:
-        """The next message from ``receive()``, or the one the watcher read ahead."""
-        if self._held_ready is None:
-            return await self._receive()
-        while self._held is None:
-            await self._held_ready.wait()
-            self._held_ready = anyio.Event()
-        message = self._held
-        self._held = None
-        if self._held_taken is not None:
-            self._held_taken.set()
-        return message
+    async def _receive_ahead(self) -> None:
+        """Own ``receive()``: read the body ahead of the app, then watch for a disconnect.
 
-    async def _watch(self) -> None:
-        """Own ``receive()`` while the response streams, to see a disconnect.
-
-        Body messages are read at most one ahead of the app (held for
-        ``_next_message``); a held final chunk does not stop the watch, so only an
-        app that stops reading mid-upload delays the news of a disconnect.
+        It reads at most ``high_water`` bytes ahead, so an app that stops reading
+        mid-upload also delays the news of a disconnect; after the body it waits
+        for ``http.disconnect`` until the pump cancels it.
         """
         receive = self._receive
-        self._held_ready = anyio.Event()
+        bodies = self._bodies
+        limit = self._wsgi.max_body_size
+        received = 0
         while True:
-            held = self._held
-            if held is not None and held.get("more_body", False):
-                self._held_taken = anyio.Event()
-                await self._held_taken.wait()
-                continue
+            if not self._body_done:
+                await bodies.wait_for_space()
             message = await receive()
             kind = message["type"]
             if kind == "http.disconnect":
                 self._gone = True
                 self._channel.abort()
-                if held is None:
-                    self._held = message
-                self._held_ready.set()
+                bodies.end()
                 return
-            if kind == "http.request" and not self._body_done and held is None:
-                self._held = message
-                self._held_ready.set()
+            if kind == "http.request" and not self._body_done:
+                more = bool(message.get("more_body", False))
+                if not more:
+                    self._body_done = True
+                chunk = message.get("body", b"")
+                bodies.put(chunk, more)
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    return  # wsgi.input refuses the body: read no more of it
 
     def _abort(self) -> None:
         self._gone = True
         self._channel.abort()
-        self._bodies.put(None)
+        self._bodies.end()
 
     # The worker.
 
     def _fetch(self) -> tuple[bytes, bool]:
-        self._channel.put(_NEED_BODY)
-        chunk = self._bodies.get()
-        if chunk is None:
-            raise ClientDisconnected(
-                "The client disconnected before the request body was complete."
-            )
-        return chunk
+        if not self._asked:
+            self._asked = True
+            self._channel.put(_NEED_BODY)
+        return self._bodies.get()
 
     def _work(self, call_soon: CallSoon) -> None:
         error: BaseException | None = None

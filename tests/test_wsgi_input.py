@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import BadRequest, ClientDisconnected
 from bridge._wsgi_input import WSGIInput
@@ -277,3 +280,34 @@ def test_file_like_extras() -> None:
     stream.close()  # a no-op: the server owns the connection
     assert stream.read() == b"x"
     assert fetch.calls == 1
+
+
+# Differential: any mix of reads over any chunking reads what io.BytesIO reads.
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["read", "readline", "readlines", "iter"]),
+        st.one_of(st.none(), st.integers(min_value=-1, max_value=40)),
+    ),
+    max_size=12,
+)
+
+
+@given(
+    chunks=st.lists(st.binary(max_size=24).map(lambda b: b.replace(b"\x00", b"\n")), max_size=8),
+    operations=_OPERATIONS,
+)
+@settings(max_examples=300, deadline=None)
+def test_reads_match_a_file_of_the_same_bytes(
+    chunks: list[bytes], operations: list[tuple[str, int | None]]
+) -> None:
+    stream, _ = body(*(chunks or [b""]))
+    reference = io.BytesIO(b"".join(chunks))
+    for name, size in operations:
+        if name == "iter":
+            assert next(iter(stream), None) == next(iter(reference), None)
+        elif name == "readlines":
+            assert stream.readlines(size) == reference.readlines(size)
+        else:
+            assert getattr(stream, name)(size) == getattr(reference, name)(size), (name, size)
+    assert stream.read() == reference.read()

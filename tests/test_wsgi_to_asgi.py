@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from bridge import (
@@ -448,6 +449,48 @@ async def test_request_body_streams_into_the_app_as_it_reads() -> None:
     transcript = await run(validated(app), scope, receive)
     assert read == [b"first", b" second"]
     assert transcript.assert_complete() == b"first second"
+
+
+async def test_a_body_in_one_message_is_received_once() -> None:
+    app = RecordingApp()
+    receive = Receiver.body(b"small")
+    await run(validated(app), http_scope("POST", headers=body_headers(b"small")), receive)
+    assert app.bodies == [b"small"]
+    assert receive.calls == 1  # no read-ahead task was started for it
+
+
+async def test_body_is_read_ahead_of_the_app_at_most_high_water_bytes() -> None:
+    high_water, size, count = 4096, 1000, 50
+    app_paused = threading.Event()
+    resume = threading.Event()
+    read: list[bytes] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        read.append(stream.read(size))
+        app_paused.set()
+        assert resume.wait(TIMEOUT)
+        read.append(stream.read(size * (count - 1)))
+        start_response("200 OK", TEXT)
+        return [b"%d" % sum(map(len, read))]
+
+    chunks = [bytes([65 + index % 26]) * size for index in range(count)]
+    receive = Receiver.body(*chunks)
+    adapter = WSGIToASGI(validated(app), high_water=high_water)
+    scope = http_scope("POST", headers=body_headers(b"".join(chunks)))
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(run, adapter, scope, receive)
+        await wait_until(app_paused.is_set, "the app read its first chunk")
+        # Let the receiver run as far ahead as the bound allows while the app waits.
+        await wait_until(lambda: receive.calls >= high_water // size, "the read-ahead")
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+        ahead = (receive.calls - 1) * size  # the first message went to the app
+        assert ahead <= high_water + size, ahead
+        resume.set()
+    assert b"".join(read) == b"".join(chunks)
+    # After the body the receiver may have started waiting for a disconnect.
+    assert receive.calls in (count, count + 1)
 
 
 async def test_empty_request_body_is_not_received() -> None:

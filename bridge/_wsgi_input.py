@@ -14,9 +14,10 @@ Fetch = Callable[[], tuple[bytes, bool]]
 class WSGIInput:
     """The request body as PEP 3333's ``wsgi.input``.
 
-    Each read pulls only as many ASGI ``http.request`` messages as it needs, so an
+    Nothing is fetched before the first read, and each read fetches only what it
+    needs beyond what is buffered (the adapter bounds what it reads ahead), so an
     app can start on the first chunk while the client still sends the rest, and
-    memory stays bounded by the reads the app makes. Reading past the end returns
+    memory stays bounded. Reading past the end returns
     ``b""``. When the client disconnects before the body is complete, reads raise
     :class:`bridge.ClientDisconnected` (an ``OSError``) instead of returning a
     truncated body.

@@ -336,7 +336,7 @@ class WSGIToASGI:
     * ``chunk_size``: small chunks the app yields while the client is busy are joined
       into ``send()`` messages of up to this many bytes; a larger chunk is sent as is.
     * ``high_water``: bytes the app may produce ahead of the client before its thread
-      waits (back-pressure).
+      waits (back-pressure), and request body bytes read ahead of the app.
     * ``keep_underscore_headers``: keep request headers whose names contain ``_``.
       They are dropped by default, as nginx and gunicorn do, because ``X_Forwarded_For``
       and ``X-Forwarded-For`` would map to the same environ key.

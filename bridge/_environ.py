@@ -79,6 +79,8 @@ def _path_info(scope: Scope, root_path: str) -> str:
     path: str = scope["path"]
     if root_path and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :]
+    if type(path) is str and path.isascii():
+        return path  # the common case: the same text as a WSGI string
     try:
         encoded = path.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -136,7 +138,9 @@ def _build_environ(
     scheme = scope.get("scheme") or "http"
     environ: Environ = {
         "REQUEST_METHOD": method,
-        "SCRIPT_NAME": root_path.encode("utf-8").decode("latin-1"),
+        "SCRIPT_NAME": (
+            root_path if root_path.isascii() else root_path.encode("utf-8").decode("latin-1")
+        ),
         "PATH_INFO": _path_info(scope, root_path),
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),

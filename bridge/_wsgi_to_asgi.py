@@ -469,6 +469,7 @@ class _Responder:
         self._leftover: list[object] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._asked = False  # the worker has asked for body beyond the first message
+        self._bodies: _BodyBuffer | None = None
 
     # The pump.
 
@@ -477,7 +478,6 @@ class _Responder:
         scope = self._scope
         call_soon, loop = current_loop()
         self._channel = _Channel(call_soon, loop, wsgi.high_water)
-        self._bodies = _BodyBuffer(self._channel)
         try:
             environ = build_environ(
                 scope,
@@ -495,6 +495,7 @@ class _Responder:
                 self._body_done = True
                 body = WSGIInput(self._fetch, more=False)
             else:
+                self._bodies = _BodyBuffer(self._channel)  # only a request with a body
                 body = WSGIInput(self._fetch, limit=limit)
         except BadRequest as exc:
             logger.info("Refused a request to %r: %s", scope.get("path"), exc)
@@ -622,6 +623,7 @@ class _Responder:
 
     async def _receive_first(self) -> bool:
         """Answer the worker's first ``NEED_BODY``; True when more body follows."""
+        assert self._bodies is not None  # the worker asks only for a body there is
         message = await self._receive()
         if message["type"] != "http.request":
             self._gone = True
@@ -646,16 +648,17 @@ class _Responder:
         limit = self._wsgi.max_body_size
         received = 0
         while True:
-            if not self._body_done:
+            if bodies is not None and not self._body_done:
                 await bodies.wait_for_space()
             message = await receive()
             kind = message["type"]
             if kind == "http.disconnect":
                 self._gone = True
                 self._channel.abort()
-                bodies.end()
+                if bodies is not None:
+                    bodies.end()
                 return
-            if kind == "http.request" and not self._body_done:
+            if bodies is not None and kind == "http.request" and not self._body_done:
                 more = bool(message.get("more_body", False))
                 if not more:
                     self._body_done = True
@@ -668,7 +671,8 @@ class _Responder:
     def _abort(self) -> None:
         self._gone = True
         self._channel.abort()
-        self._bodies.end()
+        if self._bodies is not None:
+            self._bodies.end()
 
     # The worker.
 
@@ -676,6 +680,7 @@ class _Responder:
         if not self._asked:
             self._asked = True
             self._channel.put(_NEED_BODY)
+        assert self._bodies is not None  # WSGIInput fetches only when there is a body
         return self._bodies.get()
 
     def _work(self, call_soon: CallSoon) -> None:

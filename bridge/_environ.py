@@ -22,7 +22,6 @@ _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 # HTTP token characters (RFC 9110 section 5.6.2).
 _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 # CR, LF and NUL would split or truncate a header line: response splitting.
-_has_forbidden_char = re.compile(r"[\r\n\x00]").search
 _STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\x00]*")
 
 # Header name -> environ key, cached because real traffic repeats a small set of names.
@@ -338,10 +337,16 @@ def parse_status(status: object) -> int:
         raise WSGIProtocolError(
             f"Expected the status to be a str like '200 OK', but got {type(status).__name__}."
         )
+    code = _STATUS_CODES.get(status)
+    if code is not None:
+        return code
     match = _STATUS.fullmatch(status)
     if match is None:
         raise WSGIProtocolError(f"Expected a status line like '200 OK', but got {status!r}.")
-    return int(match.group(1))
+    code = int(match.group(1))
+    if len(_STATUS_CODES) < _CACHE_MAX:
+        _STATUS_CODES[status] = code
+    return code
 
 
 def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
@@ -366,15 +371,19 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
                 f"Expected response header name and value as str, but got {header!r}."
             )
         try:
-            raw_name = name.lower().encode("latin-1")
+            raw_name = _VALID_NAMES.get(name)
+            if raw_name is None:
+                raw_name = name.lower().encode("latin-1")
+                if not _is_token(raw_name):  # also rejects an empty name
+                    raise WSGIProtocolError(f"Invalid response header name {name!r}.")
+                if len(_VALID_NAMES) < _CACHE_MAX:
+                    _VALID_NAMES[name] = raw_name
             raw_value = value.encode("latin-1")
         except UnicodeEncodeError:
             raise WSGIProtocolError(
                 f"Response header {header!r} holds text outside latin-1; encode it first."
             ) from None
-        if not _is_token(raw_name):  # also rejects an empty name
-            raise WSGIProtocolError(f"Invalid response header name {name!r}.")
-        if _has_forbidden_char(value):
+        if "\r" in value or "\n" in value or "\0" in value:
             raise WSGIProtocolError(
                 f"Response header {name!r} has a CR, LF or NUL in its value {value!r}."
             )
@@ -391,9 +400,15 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
     decoded: list[tuple[str, str]] = []
     try:
         for name, value in headers:
-            text_name = name.decode("latin-1")
+            text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
+            if text_name is None:
+                if not _is_token(name):
+                    raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
+                text_name = name.decode("latin-1")
+                if type(name) is bytes and len(_DECODED_NAMES) < _CACHE_MAX:
+                    _DECODED_NAMES[name] = text_name
             text_value = value.decode("latin-1")
-            if not _is_token(name) or _has_forbidden_char(text_value):
+            if "\r" in text_value or "\n" in text_value or "\0" in text_value:
                 raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
             decoded.append((text_name, text_value))
     except (TypeError, ValueError, AttributeError) as exc:
@@ -406,6 +421,11 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
 
 
 _REASONS: dict[int, str] = {}
+_CACHE_MAX = 1024
+# Response status lines and header names already validated (apps use a handful).
+_STATUS_CODES: dict[str, int] = {}
+_VALID_NAMES: dict[str, bytes] = {}
+_DECODED_NAMES: dict[bytes, str] = {}
 
 
 def status_line(code: int) -> str:

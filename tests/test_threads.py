@@ -1,0 +1,91 @@
+"""The scheduling policy of the bridge's own threads (Linux only)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import cast
+
+import pytest
+
+from bridge import ASGIToWSGI
+from bridge._threads import pool, wake_without_preempting
+from bridge.types import Receive, Scope, Send, StartResponse
+
+from .asgi_apps import TIMEOUT, make_environ
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_getscheduler"), reason="scheduling policies are Linux-only"
+)
+
+
+def policy_in_new_thread(setup: Callable[[], object]) -> int:
+    """The policy a fresh thread has after ``setup()``."""
+    seen: list[int] = []
+
+    def run() -> None:
+        setup()
+        seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(TIMEOUT)
+    assert seen, "the thread did not finish"
+    return seen[0]
+
+
+def test_a_bridge_thread_asks_not_to_preempt_its_waker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
+    assert policy_in_new_thread(wake_without_preempting) == os.SCHED_BATCH
+
+
+def test_the_opt_out_keeps_the_default_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_NO_BATCH_SCHEDULING", "1")
+    default = policy_in_new_thread(lambda: None)
+    assert policy_in_new_thread(wake_without_preempting) == default
+
+
+def test_pool_threads_run_under_batch_and_the_caller_keeps_its_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
+    before = os.sched_getscheduler(0)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def job() -> None:
+        seen.append(os.sched_getscheduler(0))
+        done.set()
+
+    pool.submit(job)
+    assert done.wait(TIMEOUT)
+    assert seen == [os.SCHED_BATCH]
+    assert os.sched_getscheduler(0) == before
+
+
+def test_the_asgi_loop_thread_runs_under_batch_and_the_wsgi_thread_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(os.sched_getscheduler(0))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    adapter = ASGIToWSGI(app, lifespan="off")
+    try:
+        before = os.sched_getscheduler(0)
+        statuses: list[str] = []
+
+        def start_response(status: str, headers: object, exc_info: object = None) -> None:
+            statuses.append(status)
+
+        assert list(adapter(make_environ(), cast(StartResponse, start_response))) == [b""]
+        assert statuses == ["204 No Content"]
+        assert seen == [os.SCHED_BATCH]
+        assert os.sched_getscheduler(0) == before
+    finally:
+        adapter.close()

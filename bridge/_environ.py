@@ -37,6 +37,11 @@ _SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
 # The other way: environ key -> ASGI header name, cached the same way.
 _HEADER_NAMES: dict[str, bytes] = {}
+# Response status lines and header names already validated (apps use a handful).
+_CACHE_MAX = 1024
+_STATUS_CODES: dict[str, int] = {}
+_VALID_NAMES: dict[str, bytes] = {}
+_DECODED_NAMES: dict[bytes, str] = {}
 
 
 def _environ_key(name: bytes) -> str:
@@ -421,11 +426,6 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
 
 
 _REASONS: dict[int, str] = {}
-_CACHE_MAX = 1024
-# Response status lines and header names already validated (apps use a handful).
-_STATUS_CODES: dict[str, int] = {}
-_VALID_NAMES: dict[str, bytes] = {}
-_DECODED_NAMES: dict[bytes, str] = {}
 
 
 def status_line(code: int) -> str:

@@ -55,7 +55,7 @@ from ._loop import CallSoon, current_loop, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
-from .types import Environ, ExcInfo, Receive, Scope, Send, WSGIApp
+from .types import Environ, ExcInfo, Message, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -209,9 +209,8 @@ class _Channel:
             post(self._call_soon, self._wake_pump)
 
     def _wake_pump(self) -> None:
-        waiter = self._event
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._event is not None:
+            _wake(self._event)
 
     # Pump side.
 
@@ -251,7 +250,16 @@ class _Channel:
 class _BodyBuffer:
     """Request body chunks the receiver read ahead of the worker, bounded by bytes."""
 
-    __slots__ = ("_bytes", "_call_soon", "_high_water", "_lock", "_new_waiter", "_queue", "_waiter")
+    __slots__ = (
+        "_bytes",
+        "_call_soon",
+        "_high_water",
+        "_lock",
+        "_new_waiter",
+        "_queue",
+        "_waiter",
+        "received",
+    )
 
     def __init__(self, channel: _Channel) -> None:
         self._call_soon = channel._call_soon
@@ -261,10 +269,12 @@ class _BodyBuffer:
         self._lock = threading.Lock()
         self._bytes = 0
         self._waiter: _Waiter | None = None
+        self.received = 0  # bytes of body put in so far (the receiver's side only)
 
     # Receiver side.
 
     def put(self, chunk: bytes, more: bool) -> None:
+        self.received += len(chunk)
         with self._lock:
             self._bytes += len(chunk)
         self._queue.put((chunk, more))
@@ -626,10 +636,13 @@ class _Responder:
         assert self._bodies is not None  # the worker asks only for a body there is
         message = await self._receive()
         if message["type"] != "http.request":
-            self._gone = True
-            self._channel.abort()
-            self._bodies.end()
+            self._abort()  # the client has gone
             return False
+        return self._hand_on(message)
+
+    def _hand_on(self, message: Message) -> bool:
+        """Buffer a body message's bytes for the worker; True when more follow."""
+        assert self._bodies is not None
         more = bool(message.get("more_body", False))
         if not more:
             self._body_done = True
@@ -646,26 +659,17 @@ class _Responder:
         receive = self._receive
         bodies = self._bodies
         limit = self._wsgi.max_body_size
-        received = 0
         while True:
             if bodies is not None and not self._body_done:
                 await bodies.wait_for_space()
             message = await receive()
             kind = message["type"]
             if kind == "http.disconnect":
-                self._gone = True
-                self._channel.abort()
-                if bodies is not None:
-                    bodies.end()
+                self._abort()
                 return
             if bodies is not None and kind == "http.request" and not self._body_done:
-                more = bool(message.get("more_body", False))
-                if not more:
-                    self._body_done = True
-                chunk = message.get("body", b"")
-                bodies.put(chunk, more)
-                received += len(chunk)
-                if limit is not None and received > limit:
+                self._hand_on(message)
+                if limit is not None and bodies.received > limit:
                     return  # wsgi.input refuses the body: read no more of it
 
     def _abort(self) -> None:

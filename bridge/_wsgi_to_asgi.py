@@ -447,8 +447,8 @@ class _Responder:
         "_bodies",
         "_body_done",
         "_channel",
-        "_environ",
         "_gone",
+        "_head_request",
         "_headers",
         "_headers_sent",
         "_leftover",
@@ -513,7 +513,7 @@ class _Responder:
             return
         environ["wsgi.input"] = body
         environ["wsgi.file_wrapper"] = FileWrapper
-        self._environ = environ
+        self._head_request = environ["REQUEST_METHOD"] == "HEAD"
 
         limiter = wsgi.limiter
         try:
@@ -521,18 +521,24 @@ class _Responder:
         except anyio.WouldBlock:
             await limiter.acquire_on_behalf_of(self)
         context = contextvars.copy_context()
-        pool.submit(lambda: context.run(self._work, call_soon))
+        # The responder never holds the environ: environ -> wsgi.input -> self._fetch ->
+        # self would be a reference cycle per request, left to the cyclic GC.
+        pool.submit(lambda: context.run(self._work, environ, call_soon))
         try:
             if not await self._relay():
                 error: Exception | None = None
+                # The receiver is stopped by cancelling a scope of its own, which it
+                # leaves normally: a task ending in a cancellation would leave a
+                # reference cycle (its exception and anyio's frame) for the GC.
+                stop_receiver = anyio.CancelScope()
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
-                    task_group.start_soon(self._receive_ahead)
+                    task_group.start_soon(self._receive_ahead, stop_receiver)
                     try:
                         await self._relay()
                     except Exception as exc:
                         error = exc  # raised below as itself, not in an ExceptionGroup
-                    task_group.cancel_scope.cancel()
+                    stop_receiver.cancel()
                 if error is not None:
                     raise error
         except BaseException:
@@ -649,28 +655,29 @@ class _Responder:
         self._bodies.put(message.get("body", b""), more)
         return more
 
-    async def _receive_ahead(self) -> None:
+    async def _receive_ahead(self, stop: anyio.CancelScope) -> None:
         """Own ``receive()``: read the body ahead of the app, then watch for a disconnect.
 
         It reads at most ``high_water`` bytes ahead, so an app that stops reading
         mid-upload also delays the news of a disconnect; after the body it waits
-        for ``http.disconnect`` until the pump cancels it.
+        for ``http.disconnect`` until the pump cancels ``stop``.
         """
         receive = self._receive
         bodies = self._bodies
         limit = self._wsgi.max_body_size
-        while True:
-            if bodies is not None and not self._body_done:
-                await bodies.wait_for_space()
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.disconnect":
-                self._abort()
-                return
-            if bodies is not None and kind == "http.request" and not self._body_done:
-                self._hand_on(message)
-                if limit is not None and bodies.received > limit:
-                    return  # wsgi.input refuses the body: read no more of it
+        with stop:
+            while True:
+                if bodies is not None and not self._body_done:
+                    await bodies.wait_for_space()
+                message = await receive()
+                kind = message["type"]
+                if kind == "http.disconnect":
+                    self._abort()
+                    return
+                if bodies is not None and kind == "http.request" and not self._body_done:
+                    self._hand_on(message)
+                    if limit is not None and bodies.received > limit:
+                        return  # wsgi.input refuses the body: read no more of it
 
     def _abort(self) -> None:
         self._gone = True
@@ -687,11 +694,11 @@ class _Responder:
         assert self._bodies is not None  # WSGIInput fetches only when there is a body
         return self._bodies.get()
 
-    def _work(self, call_soon: CallSoon) -> None:
+    def _work(self, environ: Environ, call_soon: CallSoon) -> None:
         error: BaseException | None = None
         iterable: Iterable[bytes] | None = None
         try:
-            iterable = self._wsgi.app(self._environ, self._start_response)
+            iterable = self._wsgi.app(environ, self._start_response)
             kind = type(iterable)
             if (kind is list or kind is tuple) and not self._headers_sent:
                 self._complete(iterable)  # type: ignore[arg-type]  # plain sequences: no close()
@@ -777,7 +784,7 @@ class _Responder:
                     logger.warning(
                         "The app sent more than its declared Content-Length for %r; "
                         "the excess was dropped.",
-                        self._environ.get("PATH_INFO"),
+                        self._scope.get("path"),
                     )
                     data = data[:remaining]
                 self._remaining = 0
@@ -791,7 +798,7 @@ class _Responder:
         if (
             remaining
             and remaining > 0
-            and self._environ["REQUEST_METHOD"] != "HEAD"
+            and not self._head_request
             and self._status not in (204, 304)
         ):
             return WSGIProtocolError(
@@ -825,7 +832,7 @@ class _Responder:
                 logger.warning(
                     "The app sent more than its declared Content-Length for %r; "
                     "the excess was dropped.",
-                    self._environ.get("PATH_INFO"),
+                    self._scope.get("path"),
                 )
             else:
                 error = self._short_body(remaining - len(body))

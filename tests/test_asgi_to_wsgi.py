@@ -49,10 +49,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bridge import ASGIProtocolError, ASGIToWSGI, ClientDisconnected
-from bridge.types import Environ, Message, Receive, Scope, Send
+from bridge.types import ASGIApp, Environ, Message, Receive, Scope, Send
 from tests import asgi_apps
 from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ
 from tests.conftest import AdapterFactory
+from tests.garbage import bridge_cycles
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -288,6 +289,27 @@ def test_receive_large_body_in_several_messages(make_adapter: AdapterFactory) ->
     assert [m.get("more_body", False) for m in messages] == [True] * (len(messages) - 1) + [False]
     assert app.body == body
     assert app.after == [{"type": "http.disconnect"}]
+
+
+@pytest.mark.parametrize(
+    ("app", "body", "expected"),
+    [
+        (asgi_apps.hello, b"", asgi_apps.HELLO),
+        (asgi_apps.streaming, b"", asgi_apps.streamed_body(5)),
+        (asgi_apps.echo, b"x" * 200_000, b"x" * 200_000),
+    ],
+    ids=["hello", "streamed-response", "several-message-body"],
+)
+def test_a_finished_request_leaves_no_reference_cycle(
+    make_adapter: AdapterFactory, app: ASGIApp, body: bytes, expected: bytes
+) -> None:
+    adapter = make_adapter(app)
+    run(adapter, make_environ())  # the loop thread and the lifespan start outside the check
+    with bridge_cycles() as cycles:
+        for _ in range(5):
+            start_response, got = run(adapter, make_environ(method="POST", body=body))
+            assert (start_response.status, got) == ("200 OK", expected)
+    assert cycles == []
 
 
 def test_receive_chunked_upload_with_input_terminated(make_adapter: AdapterFactory) -> None:

@@ -45,7 +45,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, Protocol
 
 import anyio
@@ -147,7 +147,7 @@ class _Channel:
         "_items",
         "_left",
         "_lock",
-        "_new_waiter",
+        "_loop",
         "_space",
         "_waiting",
     )
@@ -163,8 +163,7 @@ class _Channel:
         self._bytes = 0
         self._waiting = False
         self._event: _Waiter | None = None
-        # A bare future on asyncio (cheaper than anyio.Event), anyio's own elsewhere.
-        self._new_waiter = loop.create_future if loop is not None else _AnyioWaiter
+        self._loop = loop  # for waiters: asyncio's, or None for anyio's
         self._aborted = False
         self._finished = False  # the worker put its last item
         self._left = False  # the pump stopped reading
@@ -214,20 +213,23 @@ class _Channel:
 
     # Pump side.
 
-    async def get(self) -> list[object]:
-        """Take every pending item, waiting for one if there is none."""
-        while True:
-            with self._lock:
-                items = self._items
-                if items:
-                    self._items = []
-                    self._bytes = 0
-                    if self._space is not None:
-                        self._space.notify()
-                    return items
-                waiter = self._event = self._new_waiter()
-                self._waiting = True
-            await waiter
+    def take(self) -> list[object] | _Waiter:
+        """Every pending item, or when there is none a waiter to await before asking again.
+
+        Not a coroutine: a request in flight holds one object fewer, and the cyclic
+        GC sees that (see docs/performance.md).
+        """
+        with self._lock:
+            items = self._items
+            if items:
+                self._items = []
+                self._bytes = 0
+                if self._space is not None:
+                    self._space.notify()
+                return items
+            waiter = self._event = _new_waiter(self._loop)
+            self._waiting = True
+            return waiter
 
     def abort(self) -> None:
         """Make the worker's next ``put()`` raise ClientDisconnected."""
@@ -251,19 +253,23 @@ class _BodyBuffer:
     """Request body chunks the receiver read ahead of the worker, bounded by bytes."""
 
     __slots__ = (
+        "_asked",
         "_bytes",
         "_call_soon",
+        "_channel",
         "_high_water",
         "_lock",
-        "_new_waiter",
+        "_loop",
         "_queue",
         "_waiter",
         "received",
     )
 
     def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+        self._asked = False  # the worker has asked the pump for the body
         self._call_soon = channel._call_soon
-        self._new_waiter = channel._new_waiter
+        self._loop = channel._loop
         self._high_water = channel._high_water
         self._queue: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -287,10 +293,17 @@ class _BodyBuffer:
         with self._lock:
             if self._bytes < self._high_water:
                 return
-            waiter = self._waiter = self._new_waiter()
+            waiter = self._waiter = _new_waiter(self._loop)
         await waiter
 
     # Worker side.
+
+    def fetch(self) -> tuple[bytes, bool]:
+        """``wsgi.input``'s source: asks the pump for the body once, then reads chunks."""
+        if not self._asked:
+            self._asked = True
+            self._channel.put(_NEED_BODY)
+        return self.get()
 
     def get(self) -> tuple[bytes, bool]:
         """The next chunk and whether more follow; blocks until the receiver has one.
@@ -315,9 +328,18 @@ class _BodyBuffer:
         return item
 
 
+def _new_waiter(loop: asyncio.AbstractEventLoop | None) -> _Waiter:
+    """A bare future on asyncio (cheaper than ``anyio.Event``), anyio's own elsewhere."""
+    return loop.create_future() if loop is not None else _AnyioWaiter()
+
+
 def _wake(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _no_body() -> tuple[bytes, bool]:
+    return b"", False  # never called: wsgi.input knows there is no body
 
 
 def _is_body_empty(environ: Environ, scope: Scope) -> bool:
@@ -443,12 +465,12 @@ class _Responder:
     """One request: the pump's state on the loop and the worker's in its thread."""
 
     __slots__ = (
-        "_asked",
         "_bodies",
         "_body_done",
         "_channel",
+        "_context",
+        "_environ",
         "_gone",
-        "_head_request",
         "_headers",
         "_headers_sent",
         "_leftover",
@@ -469,16 +491,15 @@ class _Responder:
         self._send = send
         # Worker-side state.
         self._status: int | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[tuple[bytes, bytes]]  # set with _status, which is checked first
         self._headers_sent = False
         self._remaining: int | None = None
         # Pump-side state.
         self._body_done = False
         self._gone = False
         self._sent_start = False
-        self._leftover: list[object] = []
+        self._leftover: Sequence[object] = ()
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._asked = False  # the worker has asked for body beyond the first message
         self._bodies: _BodyBuffer | None = None
 
     # The pump.
@@ -503,27 +524,28 @@ class _Responder:
                     )
             if _is_body_empty(environ, scope):
                 self._body_done = True
-                body = WSGIInput(self._fetch, more=False)
+                body = WSGIInput(_no_body, more=False)
             else:
-                self._bodies = _BodyBuffer(self._channel)  # only a request with a body
-                body = WSGIInput(self._fetch, limit=limit)
+                # Only a request with a body has a buffer. wsgi.input reads from the
+                # buffer, not from this responder: the responder holds the environ,
+                # and a reference back would be a cycle for the GC per request.
+                self._bodies = _BodyBuffer(self._channel)
+                body = WSGIInput(self._bodies.fetch, limit=limit)
         except BadRequest as exc:
             logger.info("Refused a request to %r: %s", scope.get("path"), exc)
             await _send_plain(self._send, exc.status_hint, str(exc))
             return
         environ["wsgi.input"] = body
         environ["wsgi.file_wrapper"] = FileWrapper
-        self._head_request = environ["REQUEST_METHOD"] == "HEAD"
+        self._environ = environ
 
         limiter = wsgi.limiter
         try:
             limiter.acquire_on_behalf_of_nowait(self)
         except anyio.WouldBlock:
             await limiter.acquire_on_behalf_of(self)
-        context = contextvars.copy_context()
-        # The responder never holds the environ: environ -> wsgi.input -> self._fetch ->
-        # self would be a reference cycle per request, left to the cyclic GC.
-        pool.submit(lambda: context.run(self._work, environ, call_soon))
+        self._context = contextvars.copy_context()
+        pool.submit(self._job)
         try:
             if not await self._relay():
                 error: Exception | None = None
@@ -559,8 +581,14 @@ class _Responder:
         send = self._send
         streaming = self._task_group is not None
         while True:
-            items = self._leftover or await channel.get()
-            self._leftover = []
+            items = self._leftover
+            if not items:
+                taken = channel.take()
+                while not isinstance(taken, list):
+                    await taken
+                    taken = channel.take()
+                items = taken
+            self._leftover = ()
             chunks: list[bytes] = []
             final = False
             for index, item in enumerate(items):
@@ -599,7 +627,7 @@ class _Responder:
                     elif tag == _PATHSEND:
                         await send({"type": "http.response.pathsend", "path": item[3]})
             if chunks and not final and not streaming:
-                self._leftover = chunks  # type: ignore[assignment]
+                self._leftover = chunks
                 return False
             if (chunks or final) and not self._gone:
                 await self._send_chunks(chunks, final)
@@ -687,18 +715,14 @@ class _Responder:
 
     # The worker.
 
-    def _fetch(self) -> tuple[bytes, bool]:
-        if not self._asked:
-            self._asked = True
-            self._channel.put(_NEED_BODY)
-        assert self._bodies is not None  # WSGIInput fetches only when there is a body
-        return self._bodies.get()
+    def _job(self) -> None:
+        self._context.run(self._work)
 
-    def _work(self, environ: Environ, call_soon: CallSoon) -> None:
+    def _work(self) -> None:
         error: BaseException | None = None
         iterable: Iterable[bytes] | None = None
         try:
-            iterable = self._wsgi.app(environ, self._start_response)
+            iterable = self._wsgi.app(self._environ, self._start_response)
             kind = type(iterable)
             if (kind is list or kind is tuple) and not self._headers_sent:
                 self._complete(iterable)  # type: ignore[arg-type]  # plain sequences: no close()
@@ -726,7 +750,7 @@ class _Responder:
             pump_left = self._channel.finish((_DONE, error))
             del error
             if pump_left:
-                post(call_soon, self._wsgi.limiter.release_on_behalf_of, self)
+                post(self._channel._call_soon, self._wsgi.limiter.release_on_behalf_of, self)
 
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -798,7 +822,7 @@ class _Responder:
         if (
             remaining
             and remaining > 0
-            and not self._head_request
+            and self._environ["REQUEST_METHOD"] != "HEAD"
             and self._status not in (204, 304)
         ):
             return WSGIProtocolError(

@@ -545,7 +545,7 @@ class _Responder:
         except anyio.WouldBlock:
             await limiter.acquire_on_behalf_of(self)
         self._context = contextvars.copy_context()
-        pool.submit(self._job)
+        pool.submit(self)  # runs self(): no bound method or closure per request
         try:
             if not await self._relay():
                 error: Exception | None = None
@@ -715,8 +715,9 @@ class _Responder:
 
     # The worker.
 
-    def _job(self) -> None:
-        self._context.run(self._work)
+    def __call__(self) -> None:
+        """The worker's job, in a pool thread."""
+        self._context.run(_Responder._work, self)
 
     def _work(self) -> None:
         error: BaseException | None = None

@@ -323,6 +323,34 @@ def _plain(start_response: StartResponse, status: int, text: str) -> list[bytes]
 class _Exchange:
     """One request, shared by the WSGI thread and the app's task."""
 
+    __slots__ = (
+        "_adapter",
+        "_body_complete",
+        "_body_left",
+        "_body_ready",
+        "_body_sent",
+        "_cancel_scope",
+        "_complete",
+        "_drained",
+        "_environ",
+        "_finished",
+        "_gone",
+        "_head",
+        "_inbox",
+        "_lock",
+        "_loop",
+        "_low_water",
+        "_next_message",
+        "_pending_bytes",
+        "_received",
+        "_receiving",
+        "_running",
+        "_scope",
+        "_started",
+        "_task",
+        "_too_large",
+    )
+
     def __init__(self, adapter: ASGIToWSGI, loop: _LoopThread, environ: Environ) -> None:
         self._adapter = adapter
         self._loop = loop

@@ -475,12 +475,13 @@ class _Responder:
         "_headers_sent",
         "_leftover",
         "_receive",
+        "_receiver_stopped",
         "_remaining",
         "_scope",
         "_send",
         "_sent_start",
         "_status",
-        "_task_group",
+        "_streaming",
         "_wsgi",
     )
 
@@ -499,7 +500,8 @@ class _Responder:
         self._gone = False
         self._sent_start = False
         self._leftover: Sequence[object] = ()
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._streaming = False  # the receiver task owns receive()
+        self._receiver_stopped: asyncio.Future[None] | None = None
         self._bodies: _BodyBuffer | None = None
 
     # The pump.
@@ -548,21 +550,11 @@ class _Responder:
         pool.submit(self)  # runs self(): no bound method or closure per request
         try:
             if not await self._relay():
-                error: Exception | None = None
-                # The receiver is stopped by cancelling a scope of its own, which it
-                # leaves normally: a task ending in a cancellation would leave a
-                # reference cycle (its exception and anyio's frame) for the GC.
-                stop_receiver = anyio.CancelScope()
-                async with anyio.create_task_group() as task_group:
-                    self._task_group = task_group
-                    task_group.start_soon(self._receive_ahead, stop_receiver)
-                    try:
-                        await self._relay()
-                    except Exception as exc:
-                        error = exc  # raised below as itself, not in an ExceptionGroup
-                    stop_receiver.cancel()
-                if error is not None:
-                    raise error
+                self._streaming = True
+                if loop is not None:
+                    await self._relay_with_receiver_task(loop)
+                else:
+                    await self._relay_with_receiver_in_task_group()
         except BaseException:
             self._abort()
             raise
@@ -570,16 +562,70 @@ class _Responder:
             if self._channel.leave():
                 limiter.release_on_behalf_of(self)
 
+    async def _relay_with_receiver_task(self, loop: asyncio.AbstractEventLoop) -> None:
+        # On asyncio the receiver is a bare task: an anyio task group and cancel scope
+        # cost more than the rest of a small streamed request (anyio formats the
+        # task's repr on every cancel).
+        receiver = loop.create_task(self._receive_ahead())
+        receiver.add_done_callback(self._receiver_done)
+        error: BaseException | None = None
+        try:
+            await self._relay()
+        finally:
+            if receiver.done():
+                if not receiver.cancelled():
+                    error = receiver.exception()  # retrieved even when _relay raised
+            else:
+                # Stopped and waited for, as a task group would: nothing of the
+                # request runs on after the app call returns.
+                stopped = self._receiver_stopped = loop.create_future()
+                receiver.cancel()
+                await stopped
+        if error is not None:
+            raise error
+
+    def _receiver_done(self, receiver: asyncio.Task[None]) -> None:
+        if not receiver.cancelled() and receiver.exception() is not None:
+            self._abort()  # the worker must not wait for body that will never come
+        stopped = self._receiver_stopped
+        if stopped is not None and not stopped.done():
+            stopped.set_result(None)
+
+    async def _relay_with_receiver_in_task_group(self) -> None:
+        errors: list[Exception] = []  # raised below as themselves, not in an ExceptionGroup
+        # The receiver is stopped by cancelling a scope of its own, which it leaves
+        # normally: a task ending in a cancellation would leave a reference cycle
+        # (its exception and anyio's frame) for the GC.
+        stop_receiver = anyio.CancelScope()
+
+        async def receive_ahead() -> None:
+            with stop_receiver:
+                try:
+                    await self._receive_ahead()
+                except Exception as exc:
+                    errors.append(exc)
+                    self._abort()  # the worker must not wait for body that will never come
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(receive_ahead)
+            try:
+                await self._relay()
+            except Exception as exc:
+                errors.insert(0, exc)
+            stop_receiver.cancel()
+        if errors:
+            raise errors[0]
+
     async def _relay(self) -> bool:
         """Relay the worker's items to ``send()`` until it is done.
 
-        Without a task group it returns False when the response turns out to
-        stream (before sending the first body message) or the body to need more
-        than one message, so that the caller can start the receiver first.
+        Until the receiver runs (``_streaming``) it returns False when the response
+        turns out to stream (before sending the first body message) or the body to
+        need more than one message, so that the caller can start the receiver first.
         """
         channel = self._channel
         send = self._send
-        streaming = self._task_group is not None
+        streaming = self._streaming
         while True:
             items = self._leftover
             if not items:
@@ -683,29 +729,28 @@ class _Responder:
         self._bodies.put(message.get("body", b""), more)
         return more
 
-    async def _receive_ahead(self, stop: anyio.CancelScope) -> None:
+    async def _receive_ahead(self) -> None:
         """Own ``receive()``: read the body ahead of the app, then watch for a disconnect.
 
         It reads at most ``high_water`` bytes ahead, so an app that stops reading
         mid-upload also delays the news of a disconnect; after the body it waits
-        for ``http.disconnect`` until the pump cancels ``stop``.
+        for ``http.disconnect`` until the pump stops it.
         """
         receive = self._receive
         bodies = self._bodies
         limit = self._wsgi.max_body_size
-        with stop:
-            while True:
-                if bodies is not None and not self._body_done:
-                    await bodies.wait_for_space()
-                message = await receive()
-                kind = message["type"]
-                if kind == "http.disconnect":
-                    self._abort()
-                    return
-                if bodies is not None and kind == "http.request" and not self._body_done:
-                    self._hand_on(message)
-                    if limit is not None and bodies.received > limit:
-                        return  # wsgi.input refuses the body: read no more of it
+        while True:
+            if bodies is not None and not self._body_done:
+                await bodies.wait_for_space()
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                self._abort()
+                return
+            if bodies is not None and kind == "http.request" and not self._body_done:
+                self._hand_on(message)
+                if limit is not None and bodies.received > limit:
+                    return  # wsgi.input refuses the body: read no more of it
 
     def _abort(self) -> None:
         self._gone = True

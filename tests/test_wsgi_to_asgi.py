@@ -530,6 +530,25 @@ async def test_a_finished_request_leaves_no_reference_cycle(case: str) -> None:
     assert cycles == []
 
 
+async def test_receive_raising_while_reading_ahead_is_raised_as_itself() -> None:
+    class BrokenServer(Receiver):
+        async def __call__(self) -> Message:
+            if self.calls == 1:
+                self.calls += 1
+                raise RuntimeError("the server's receive() broke")
+            return await super().__call__()
+
+    adapter = WSGIToASGI(echo_app)
+    data = b"first second"
+    receive = BrokenServer.body(b"first", b" second")
+    transcript = Transcript()
+    with pytest.raises(RuntimeError, match="receive\\(\\) broke") as caught:
+        await run(adapter, http_scope("POST", headers=body_headers(data)), receive, transcript)
+    assert type(caught.value) is RuntimeError  # not wrapped in an ExceptionGroup
+    assert transcript.messages == []  # the server answers 500 for it
+    await limiter_released(adapter)  # the worker did not wait for the rest
+
+
 async def test_empty_request_body_is_not_received() -> None:
     app = RecordingApp()
     receive = Receiver()

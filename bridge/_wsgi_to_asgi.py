@@ -518,9 +518,9 @@ class _Responder:
                 max_duplicate_headers=wsgi.max_duplicate_headers,
             )
             limit = wsgi.max_body_size
-            declared = environ.get("CONTENT_LENGTH", "")
-            if limit is not None and declared.isascii() and declared.isdigit():
-                if int(declared) > limit:
+            if limit is not None:
+                declared = environ.get("CONTENT_LENGTH", "")
+                if declared.isascii() and declared.isdigit() and int(declared) > limit:
                     raise BadRequest(
                         f"The request body is larger than the limit of {limit} bytes.", 413
                     )
@@ -660,7 +660,8 @@ class _Responder:
                     if tag == _DONE:
                         if (chunks or final) and not self._gone:
                             await self._send_chunks(chunks, final)
-                        await self._finish(item[1])
+                        if item[1] is not None:
+                            await self._finish(item[1])
                         return True
                     self._sent_start = True
                     if self._gone:
@@ -699,9 +700,7 @@ class _Responder:
             size += len(chunk)
         await send({"type": "http.response.body", "body": b"".join(batch), "more_body": not final})
 
-    async def _finish(self, error: BaseException | None) -> None:
-        if error is None:
-            return
+    async def _finish(self, error: BaseException) -> None:
         if self._gone and isinstance(error, ClientDisconnected):
             logger.debug("Client went away from %r.", self._scope.get("path"))
             return

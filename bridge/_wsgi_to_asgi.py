@@ -252,25 +252,11 @@ class _Channel:
 class _BodyBuffer:
     """Request body chunks the receiver read ahead of the worker, bounded by bytes."""
 
-    __slots__ = (
-        "_asked",
-        "_bytes",
-        "_call_soon",
-        "_channel",
-        "_high_water",
-        "_lock",
-        "_loop",
-        "_queue",
-        "_waiter",
-        "received",
-    )
+    __slots__ = ("_asked", "_bytes", "_channel", "_lock", "_queue", "_waiter", "received")
 
     def __init__(self, channel: _Channel) -> None:
-        self._channel = channel
+        self._channel = channel  # its loop, call_soon and high_water serve here too
         self._asked = False  # the worker has asked the pump for the body
-        self._call_soon = channel._call_soon
-        self._loop = channel._loop
-        self._high_water = channel._high_water
         self._queue: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._bytes = 0
@@ -291,9 +277,9 @@ class _BodyBuffer:
 
     async def wait_for_space(self) -> None:
         with self._lock:
-            if self._bytes < self._high_water:
+            if self._bytes < self._channel._high_water:
                 return
-            waiter = self._waiter = _new_waiter(self._loop)
+            waiter = self._waiter = _new_waiter(self._channel._loop)
         await waiter
 
     # Worker side.
@@ -322,9 +308,9 @@ class _BodyBuffer:
                 self._bytes -= size
                 waiter = self._waiter
                 # Wake the receiver at half the mark, not for every chunk.
-                if waiter is not None and self._bytes <= self._high_water // 2:
+                if waiter is not None and self._bytes <= self._channel._high_water // 2:
                     self._waiter = None
-                    post(self._call_soon, _wake, waiter)
+                    post(self._channel._call_soon, _wake, waiter)
         return item
 
 
@@ -475,7 +461,6 @@ class _Responder:
         "_headers_sent",
         "_leftover",
         "_receive",
-        "_receiver_stopped",
         "_remaining",
         "_scope",
         "_send",
@@ -501,7 +486,6 @@ class _Responder:
         self._sent_start = False
         self._leftover: Sequence[object] = ()
         self._streaming = False  # the receiver task owns receive()
-        self._receiver_stopped: asyncio.Future[None] | None = None
         self._bodies: _BodyBuffer | None = None
 
     # The pump.
@@ -567,7 +551,6 @@ class _Responder:
         # cost more than the rest of a small streamed request (anyio formats the
         # task's repr on every cancel).
         receiver = loop.create_task(self._receive_ahead())
-        receiver.add_done_callback(self._receiver_done)
         error: BaseException | None = None
         try:
             await self._relay()
@@ -578,18 +561,12 @@ class _Responder:
             else:
                 # Stopped and waited for, as a task group would: nothing of the
                 # request runs on after the app call returns.
-                stopped = self._receiver_stopped = loop.create_future()
+                stopped = loop.create_future()
+                receiver.add_done_callback(lambda _: _wake(stopped))
                 receiver.cancel()
                 await stopped
         if error is not None:
             raise error
-
-    def _receiver_done(self, receiver: asyncio.Task[None]) -> None:
-        if not receiver.cancelled() and receiver.exception() is not None:
-            self._abort()  # the worker must not wait for body that will never come
-        stopped = self._receiver_stopped
-        if stopped is not None and not stopped.done():
-            stopped.set_result(None)
 
     async def _relay_with_receiver_in_task_group(self) -> None:
         errors: list[Exception] = []  # raised below as themselves, not in an ExceptionGroup
@@ -604,7 +581,6 @@ class _Responder:
                     await self._receive_ahead()
                 except Exception as exc:
                     errors.append(exc)
-                    self._abort()  # the worker must not wait for body that will never come
 
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(receive_ahead)
@@ -738,18 +714,22 @@ class _Responder:
         receive = self._receive
         bodies = self._bodies
         limit = self._wsgi.max_body_size
-        while True:
-            if bodies is not None and not self._body_done:
-                await bodies.wait_for_space()
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.disconnect":
-                self._abort()
-                return
-            if bodies is not None and kind == "http.request" and not self._body_done:
-                self._hand_on(message)
-                if limit is not None and bodies.received > limit:
-                    return  # wsgi.input refuses the body: read no more of it
+        try:
+            while True:
+                if bodies is not None and not self._body_done:
+                    await bodies.wait_for_space()
+                message = await receive()
+                kind = message["type"]
+                if kind == "http.disconnect":
+                    self._abort()
+                    return
+                if bodies is not None and kind == "http.request" and not self._body_done:
+                    self._hand_on(message)
+                    if limit is not None and bodies.received > limit:
+                        return  # wsgi.input refuses the body: read no more of it
+        except Exception:
+            self._abort()  # the worker must not wait for body that will never come
+            raise
 
     def _abort(self) -> None:
         self._gone = True

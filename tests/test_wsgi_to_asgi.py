@@ -230,20 +230,25 @@ async def test_bytes_like_chunks_are_accepted() -> None:
 # Streaming.
 
 
-async def test_each_chunk_is_sent_as_it_is_produced() -> None:
+def gated_stream(*parts: bytes) -> tuple[TrackedBody, Transcript]:
+    """A streamed body whose every chunk after the first waits until the one before
+    was sent, and the client that lets it go on."""
     sent = threading.Semaphore(0)
 
     def gate(index: int) -> None:
         if index and not sent.acquire(timeout=TIMEOUT):
             raise AssertionError(f"chunk {index - 1} was never sent")
 
-    chunks = TrackedBody([b"one", b"two", b"three"], gate=gate)
-
     async def client(message: Message) -> None:
         if message["type"] == "http.response.body":
             sent.release()
 
-    transcript = await run(validated(tracked_app(chunks)), transcript=Transcript(client))
+    return TrackedBody(list(parts), gate=gate), Transcript(client)
+
+
+async def test_each_chunk_is_sent_as_it_is_produced() -> None:
+    chunks, client = gated_stream(b"one", b"two", b"three")
+    transcript = await run(validated(tracked_app(chunks)), transcript=client)
     assert transcript.messages == [
         start(),
         body(b"one", more=True),
@@ -494,21 +499,6 @@ async def test_body_is_read_ahead_of_the_app_at_most_high_water_bytes() -> None:
     assert receive.calls in (count, count + 1)
 
 
-def _gated_stream() -> tuple[WSGIApp, Transcript]:
-    """A streamed response whose second chunk waits until the first was sent."""
-    sent = threading.Semaphore(0)
-
-    def gate(index: int) -> None:
-        if index and not sent.acquire(timeout=TIMEOUT):
-            raise AssertionError(f"chunk {index - 1} was never sent")
-
-    async def client(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            sent.release()
-
-    return tracked_app(TrackedBody([b"one", b"two"], gate=gate)), Transcript(client)
-
-
 @pytest.mark.parametrize(
     "case", ["list", "streamed-response", "one-message-body", "several-message-body"]
 )
@@ -516,13 +506,14 @@ async def test_a_finished_request_leaves_no_reference_cycle(case: str) -> None:
     # A cycle through the responder waits for the cyclic GC: under load that
     # collector ran every few requests and cost more than the rest of the bridge.
     adapter = WSGIToASGI(echo_app if case.endswith("body") else hello_app)
-    chunks = {"one-message-body": (b"one",), "several-message-body": (b"one", b"two")}
+    request_bodies = {"one-message-body": (b"one",), "several-message-body": (b"one", b"two")}
     with bridge_cycles() as cycles:
         for _ in range(5):
             transcript = Transcript()
             if case == "streamed-response":
-                adapter.app, transcript = _gated_stream()
-            parts = chunks.get(case, ())
+                stream, transcript = gated_stream(b"one", b"two")
+                adapter.app = tracked_app(stream)
+            parts = request_bodies.get(case, ())
             scope = http_scope("POST", headers=body_headers(b"".join(parts))) if parts else None
             await run(adapter, scope, Receiver.body(*parts) if parts else None, transcript)
             transcript.assert_complete()

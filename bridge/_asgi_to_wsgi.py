@@ -51,7 +51,6 @@ from ._environ import (
     build_scope,
     content_length,
     decode_headers,
-    response_content_length,
     status_line,
 )
 from ._lifespan import Lifespan, LifespanMode
@@ -608,7 +607,7 @@ class _Exchange:
             drained.set()
 
     async def _send(self, message: Message) -> None:
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise ASGIProtocolError(
                 f"Expected an ASGI message (a dict), but got {type(message).__name__}."
             )
@@ -663,10 +662,6 @@ class _Exchange:
                 raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
             raw_headers = message.get("headers", ())
             headers = decode_headers(raw_headers)
-            try:
-                response_content_length(list(raw_headers))
-            except ValueError as exc:
-                raise ASGIProtocolError(str(exc)) from None
             self._started = True
             # Held until the first body bytes: one wake-up of the WSGI thread, not two.
             self._head = (status_line(status), headers)

@@ -399,10 +399,14 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
 def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """ASGI response headers as PEP 3333 ``(str, str)`` pairs, validated.
 
-    :raises ASGIProtocolError: when a header is not a pair of bytes or would split
-        the response.
+    Any iterable of pairs is read once, Content-Length included (see
+    :func:`response_content_length`).
+
+    :raises ASGIProtocolError: when a header is not a pair of bytes, would split
+        the response, or declares an invalid or conflicting Content-Length.
     """
     decoded: list[tuple[str, str]] = []
+    lengths: list[tuple[bytes, bytes]] | None = None
     try:
         for name, value in headers:
             text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
@@ -415,6 +419,10 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
             text_value = value.decode("latin-1")
             if "\r" in text_value or "\n" in text_value or "\0" in text_value:
                 raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
+            if text_name == "content-length":
+                if lengths is None:
+                    lengths = []
+                lengths.append((name, value))
             decoded.append((text_name, text_value))
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ASGIProtocolError):
@@ -422,6 +430,11 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, st
         raise ASGIProtocolError(
             f"Expected response headers as [name, value] pairs of bytes, but got {headers!r}."
         ) from None
+    if lengths is not None:
+        try:
+            response_content_length(lengths)
+        except ValueError as exc:
+            raise ASGIProtocolError(str(exc)) from None
     return decoded
 
 

@@ -33,7 +33,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -776,6 +776,29 @@ def test_conflicting_response_content_length_from_the_asgi_app_is_refused(
     with pytest.raises(ASGIProtocolError):
         adapters(app)(environ(), start_response)
     assert start_response.calls == []
+
+
+def test_response_headers_given_as_a_one_shot_iterable_are_all_checked(
+    adapters: Callable[..., ASGIToWSGI],
+) -> None:
+    # The spec allows any iterable of pairs: a generator can be read only once, and
+    # the Content-Length check must see it too.
+    def headers(*lengths: bytes) -> Iterator[tuple[bytes, bytes]]:
+        yield from TEXT_PLAIN
+        for length in lengths:
+            yield (b"content-length", length)
+
+    body = {"type": "http.response.body", "body": b"ab"}
+    conflicting = asgi_apps.Scripted([{**_START, "headers": headers(b"1", b"2")}, body])
+    start_response = Recorded()
+    with pytest.raises(ASGIProtocolError, match="conflicting Content-Length"):
+        adapters(conflicting)(environ(), start_response)
+    assert start_response.calls == []
+
+    valid = asgi_apps.Scripted([{**_START, "headers": headers(b"2")}, body])
+    start_response = Recorded()
+    assert b"".join(adapters(valid)(environ(), start_response)) == b"ab"
+    assert ("content-length", "2") in start_response.calls[0][1]
 
 
 # Bad input: a sloppy WSGI server's environ (ASGIToWSGI).

@@ -308,6 +308,12 @@ def _big_asgi_download() -> ASGIApp:
     return make_asgi_stream(BIG_SIZE, STREAM_CHUNK)
 
 
+def _handoff_floor() -> WSGIApp:
+    from .floor import HandoffFloor
+
+    return HandoffFloor(HELLO, _HELLO_HEADERS_WSGI)
+
+
 def _factories() -> dict[str, Callable[[], Any]]:
     table: dict[str, Callable[[], Any]] = {
         "hello_asgi": lambda: asgi_hello,
@@ -328,6 +334,8 @@ def _factories() -> dict[str, Callable[[], Any]]:
         table[f"download_w2a_{impl}"] = lambda wrap=wrap: wrap(_big_wsgi_download())
         table[f"drip_w2a_{impl}"] = lambda wrap=wrap: wrap(wsgi_drip)
         table[f"concurrency_w2a_{impl}"] = lambda wrap=wrap: make_concurrency_app(wrap)
+    # What one hop to a loop thread and back costs alone, with no ASGI app behind it.
+    table["hello_a2w_floor"] = _handoff_floor
     # An ASGI app on a WSGI server.
     for impl, wrap in A2W_ADAPTERS.items():
         table[f"hello_a2w_{impl}"] = lambda wrap=wrap: wrap(asgi_hello)

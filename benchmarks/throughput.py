@@ -16,6 +16,8 @@ from .settings import Settings
 
 UVICORN_POST_CONNECTIONS = 8
 GUNICORN_CONNECTIONS = 8
+HANDOFF_FLOOR = "hand-off floor"
+"""benchmarks.floor: the best an ASGI -> WSGI adapter of this design could do."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ def run_gunicorn(settings: Settings, figures: Figures) -> list[Check]:
             ("native WSGI", "hello_wsgi"),
             ("bridge", "hello_a2w_bridge"),
             ("a2wsgi", "hello_a2w_a2wsgi"),
+            (HANDOFF_FLOOR, "hello_a2w_floor"),
         ):
             cases.append(Case(f"{worker}: hello, {conns} conns", impl, kind, app, conns))
         for impl in ("bridge", "a2wsgi"):
@@ -174,6 +177,19 @@ def run_gunicorn(settings: Settings, figures: Figures) -> list[Check]:
                 baseline_label="native WSGI",
             )
         )
+        floor = at_least_ratio(
+            figures,
+            group,
+            f"{worker}: hello, {conns} conns",
+            f"{worker}: hand-off floor (one hop each way, no ASGI app), vs native WSGI",
+            "native WSGI",
+            0.85,
+            baseline_label="native WSGI",
+            impl=HANDOFF_FLOOR,
+        )
+        floor.passed, floor.target = None, "(info)"
+        floor.ratio_label = f"{HANDOFF_FLOOR} / native WSGI"
+        checks.append(floor)
         checks.append(
             at_least_ratio(
                 figures,

@@ -471,7 +471,8 @@ class _Exchange:
                 post(self._loop.call_soon, self._deliver_body, message)
                 continue
             tag = item[0]
-            if tag == _BODY or tag == _HEAD:
+            if (tag == _BODY or tag == _HEAD) and item[-1]:
+                # A chunk with more to follow: the app counted it against high water.
                 size = len(item[1] if tag == _BODY else item[3])
                 if size:
                     with self._lock:

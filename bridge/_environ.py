@@ -35,8 +35,14 @@ _RAW_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # PEP 3333 (and wsgiref.validate) reserve these for CONTENT_TYPE and CONTENT_LENGTH.
 _SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
-# The other way: environ key -> ASGI header name, cached the same way.
-_HEADER_NAMES: dict[str, bytes] = {}
+# The other way: environ key -> ASGI header name, or None for a key that is not a
+# header (``wsgi.input``, ``REMOTE_ADDR``...): one lookup per key, cached the same way.
+_HEADER_NAMES: dict[str, bytes | None] = {
+    "CONTENT_TYPE": b"content-type",
+    "CONTENT_LENGTH": b"content-length",
+}
+_CGI_CONTENT_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_UNSEEN: Any = object()
 # Response status lines and header names already validated (apps use a handful).
 _CACHE_MAX = 1024
 _STATUS_CODES: dict[str, int] = {}
@@ -209,6 +215,9 @@ def _build_environ(
     return environ
 
 
+_HTTP_VERSIONS = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2": "2", "HTTP/2.0": "2"}
+
+
 def _http_version(protocol: str) -> str:
     version = protocol.partition("/")[2]
     if version in ("2", "2.0"):
@@ -224,6 +233,14 @@ def _wsgi_str_to_utf8(value: str) -> str:
     return value.encode("latin-1").decode("utf-8", "replace")
 
 
+def _header_name(key: str) -> bytes | None:
+    """The ASGI header name for an environ key, None when the key is not a header."""
+    name = key[5:].lower().replace("_", "-").encode("latin-1") if key.startswith("HTTP_") else None
+    if len(_HEADER_NAMES) < _ENVIRON_KEYS_MAX:
+        _HEADER_NAMES[key] = name
+    return name
+
+
 def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -> Scope:
     """Build the ASGI ``http`` scope for a PEP 3333 environ.
 
@@ -234,21 +251,21 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
     try:
         script_name: str = environ.get("SCRIPT_NAME", "")
         path_info: str = environ.get("PATH_INFO", "")
-        root_path = _wsgi_str_to_utf8(script_name)
-        path = root_path + _wsgi_str_to_utf8(path_info)
+        # Plain ASCII, the common case, reads the same either way: no call.
+        root_path = script_name if script_name.isascii() else _wsgi_str_to_utf8(script_name)
+        path = root_path + (path_info if path_info.isascii() else _wsgi_str_to_utf8(path_info))
         headers: list[tuple[bytes, bytes]] = []
         for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                name = _HEADER_NAMES.get(key)
+            name = _HEADER_NAMES.get(key, _UNSEEN)
+            if name is None:
+                continue
+            if name is _UNSEEN:
+                name = _header_name(key)
                 if name is None:
-                    name = key[5:].lower().replace("_", "-").encode("latin-1")
-                    if len(_HEADER_NAMES) < _ENVIRON_KEYS_MAX:
-                        _HEADER_NAMES[key] = name
-                headers.append((name, value.encode("latin-1")))
-            elif key == "CONTENT_TYPE" and value:
-                headers.append((b"content-type", value.encode("latin-1")))
-            elif key == "CONTENT_LENGTH" and value:
-                headers.append((b"content-length", value.encode("latin-1")))
+                    continue
+            if not value and key in _CGI_CONTENT_KEYS:
+                continue  # an empty CONTENT_TYPE or CONTENT_LENGTH is no header
+            headers.append((name, value.encode("latin-1")))
         raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
         if raw_uri:
             raw_path = raw_uri.encode("latin-1").partition(b"?")[0]
@@ -261,13 +278,14 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
             raw_path = quote_from_bytes(
                 (script_name + path_info).encode("latin-1"), safe=_RAW_PATH_SAFE
             ).encode("ascii")
+        protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
         remote_addr = environ.get("REMOTE_ADDR")
         remote_port = environ.get("REMOTE_PORT")
         server_port = environ.get("SERVER_PORT")
         scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": _http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            "http_version": _HTTP_VERSIONS.get(protocol) or _http_version(protocol),
             "method": environ["REQUEST_METHOD"].upper(),
             "scheme": environ.get("wsgi.url_scheme", "http"),
             "path": path,

@@ -24,7 +24,8 @@ _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 # CR, LF and NUL would split or truncate a header line: response splitting.
 _STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\x00]*")
 
-# Header name -> environ key, cached because real traffic repeats a small set of names.
+# Header name -> environ key, cached because real traffic repeats a small set of names
+# (names with "_" are not: whether they are kept depends on the adapter).
 _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
@@ -51,11 +52,10 @@ _DECODED_NAMES: dict[bytes, str] = {}
 
 
 def _environ_key(name: bytes) -> str:
-    key = _ENVIRON_KEYS.get(name)
-    if key is None:
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
-            _ENVIRON_KEYS[name] = key
+    key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+    # Only names without "_" are cached: a hit needs no underscore or shadowing check.
+    if b"_" not in name and len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+        _ENVIRON_KEYS[name] = key
     return key
 
 
@@ -164,13 +164,19 @@ def _build_environ(
         "asgi.scope": scope,
     }
     duplicates: dict[str, list[str]] | None = None
+    known = _ENVIRON_KEYS
     for name, raw_value in scope["headers"]:
-        if b"_" in name and not keep_underscore_headers:
-            continue
-        key = _environ_key(name)
-        if key in _SHADOWED_KEYS:
-            # "Content_Length" must not pose as the Content-Length the server framed.
-            continue
+        key = known.get(name)
+        if key is None:
+            if b"_" in name:
+                if not keep_underscore_headers:
+                    continue
+                key = _environ_key(name)
+                if key in _SHADOWED_KEYS:
+                    # "Content_Length" must not pose as the Content-Length the server framed.
+                    continue
+            else:
+                key = _environ_key(name)
         value = raw_value.decode("latin-1")
         if key in environ:
             if duplicates is None:

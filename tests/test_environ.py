@@ -341,6 +341,18 @@ def test_underscore_headers_kept_on_request(headers: Headers, expected: dict[str
     check_environ({**environ, "wsgi.input": WSGIInput(no_body, more=False)})
 
 
+def test_underscore_headers_follow_each_adapters_setting_in_any_order() -> None:
+    # Header names are cached across requests: one adapter keeping "x_token" must not
+    # make another adapter, which drops it, keep it (or the other way round).
+    headers: Headers = [(b"x_token", b"1"), (b"content_length", b"9"), (b"x-seen", b"2")]
+    for keep in (True, False, True, False):
+        environ = build_environ(http_scope(headers=headers), keep_underscore_headers=keep)
+        assert environ.get("HTTP_X_TOKEN") == ("1" if keep else None)
+        assert "HTTP_CONTENT_LENGTH" not in environ
+        assert "CONTENT_LENGTH" not in environ
+        assert environ["HTTP_X_SEEN"] == "2"
+
+
 @pytest.mark.parametrize("limit", [1, 2, 5])
 def test_duplicate_header_limit(limit: int) -> None:
     """``max_duplicate_headers=n`` allows a header n times and refuses it n + 1 times."""

@@ -115,6 +115,22 @@ def at_least_ratio(
         baseline_label=baseline_label,
         ratio=ratio,
         ratio_label=f"bridge / {baseline_label}",
+        note=_paired_note(mine, base),
+    )
+
+
+def _paired_note(mine: Figure, base: Figure) -> str:
+    """The ratio round by round, for the reader: drift between rounds cancels in it.
+
+    The check itself stays the ratio of the medians.
+    """
+    if len(mine.samples) != len(base.samples) or len(mine.samples) < 2:
+        return ""
+    ratios = [a / b for a, b in zip(mine.samples, base.samples, strict=True) if b]
+    if not ratios:
+        return ""
+    return (
+        f"per round: median {statistics.median(ratios):.3f}, {min(ratios):.3f} - {max(ratios):.3f}"
     )
 
 

@@ -756,7 +756,7 @@ class _Responder:
             else:
                 write = self._write
                 for chunk in iterable:
-                    write(chunk)
+                    write(chunk, True)
                     if self._remaining == 0:
                         break
                 self._end()
@@ -808,13 +808,13 @@ class _Responder:
             self._send_start()
         self._write(data)
 
-    def _send_start(self) -> None:
+    def _send_start(self, wake: bool = True) -> None:
         if self._status is None:
             raise WSGIProtocolError("The app produced a response without calling start_response().")
-        self._channel.put((_START, self._status, self._headers))
+        self._channel.put((_START, self._status, self._headers), wake=wake)
         self._headers_sent = True
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, from_iterable: bool = False) -> None:
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise WSGIProtocolError(
@@ -825,6 +825,7 @@ class _Responder:
         if not data:
             return
         remaining = self._remaining
+        last = False
         if remaining is not None:
             if remaining == 0:
                 return
@@ -837,11 +838,15 @@ class _Responder:
                     )
                     data = data[:remaining]
                 self._remaining = 0
+                last = from_iterable  # write() returns to the app: send at once
             else:
                 self._remaining = remaining - len(data)
         if not self._headers_sent:
-            self._send_start()
-        self._channel.put(data, len(data))
+            self._send_start(wake=False)  # the chunk follows at once
+        # The iterable's chunk that completes the declared Content-Length is the last:
+        # the worker stops iterating and puts END next, which wakes the pump once for
+        # all of them, so the response is sent whole and needs no receiver task.
+        self._channel.put(data, len(data), wake=not last)
 
     def _short_body(self, remaining: int | None) -> WSGIProtocolError | None:
         if (

@@ -465,6 +465,24 @@ async def test_a_body_in_one_message_is_received_once() -> None:
     assert receive.calls == 1  # no read-ahead task was started for it
 
 
+async def test_an_iterable_that_fills_its_content_length_is_sent_whole() -> None:
+    # Werkzeug and Django return iterables, not lists. Once the declared length is
+    # there the response is complete: one body message, no read-ahead task, however
+    # the worker and the loop interleave (so, many requests).
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [*TEXT, ("Content-Length", "5")])
+        yield b"hello"
+        raise AssertionError("not iterated past the declared length")
+
+    adapter = WSGIToASGI(app)
+    for _ in range(1000):
+        receive = Receiver()
+        transcript = await run(adapter, receive=receive)
+        assert transcript.types == ["http.response.start", "http.response.body"]
+        assert transcript.assert_complete() == b"hello"
+        assert receive.calls == 0
+
+
 async def test_body_is_read_ahead_of_the_app_at_most_high_water_bytes() -> None:
     high_water, size, count = 4096, 1000, 50
     app_paused = threading.Event()

@@ -12,7 +12,9 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
    finished list or tuple response as one ``COMPLETE`` item (a single hop back to
    the loop), otherwise the start line together with the first non-empty chunk
    (PEP 3333 delays headers until then), each further chunk, ``END``, and last
-   ``DONE`` with the exception that ended the request, if any. ``close()`` on the
+   ``DONE`` with the exception that ended the request, if any. A chunk that fills
+   the declared Content-Length does not wake the pump: ``END`` follows at once and
+   wakes it for both, so such a response is sent whole. ``close()`` on the
    app's iterable runs in the worker's ``finally``: on success, on error and when
    the client went away.
 3. The pump takes everything pending at once, joins small chunks up to

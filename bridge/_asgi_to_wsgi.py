@@ -310,6 +310,19 @@ def _uvloop_installed() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
+def _framed_without_body(environ: Environ) -> bool:
+    """HTTP/1 framing says a ``wsgi.input_terminated`` request has no body.
+
+    RFC 9112 6.3: without Content-Length or Transfer-Encoding a request has no
+    body; gunicorn, for one, marks every request's input as terminated.
+    """
+    return (
+        "HTTP_TRANSFER_ENCODING" not in environ
+        and environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/1.0")
+        and "wsgi.input" in environ
+    )
+
+
 def _plain(start_response: StartResponse, status: int, text: str) -> list[bytes]:
     body = text.encode("utf-8")
     start_response(
@@ -374,6 +387,10 @@ class _Exchange:
         self._next_message: Message | None = None
         if length is not None and length <= _CHUNK:
             self._next_message = self._read_body() if length else _EMPTY_BODY
+        elif length is None and _framed_without_body(environ):
+            # The server answers at once, so the first read is made here: an app that
+            # calls receive() on a GET needs no hop back to this thread for it.
+            self._next_message = self._read_body()
         # Loop-side state.
         self._body_complete = False
         self._started = False

@@ -333,6 +333,54 @@ def test_receive_chunked_upload_with_input_terminated(make_adapter: AdapterFacto
     assert app.after == [{"type": "http.disconnect"}]
 
 
+class _ReadBeforeTheApp(io.BytesIO):
+    """An input that records, at each read, whether the app had started."""
+
+    def __init__(self, body: bytes, app_started: threading.Event) -> None:
+        super().__init__(body)
+        self.app_started = app_started
+        self.started_at_reads: list[bool] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.started_at_reads.append(self.app_started.is_set())
+        return super().read(size)
+
+
+def test_a_request_that_framing_says_has_no_body_is_read_before_the_app(
+    make_adapter: AdapterFactory,
+) -> None:
+    # gunicorn marks every input as terminated; without Content-Length or
+    # Transfer-Encoding an HTTP/1.1 request has no body (RFC 9112 6.3). The empty read
+    # is made before the app starts, so its receive() costs no hop to the WSGI thread.
+    app_started = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        app_started.set()
+        assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
+        await asgi_apps.respond(send, b"ok")
+
+    stream = _ReadBeforeTheApp(b"", app_started)
+    environ = make_environ(wsgi_input=stream, extra={"wsgi.input_terminated": True})
+    adapter = make_adapter(app, lifespan="off")
+    assert run(adapter, environ)[1] == b"ok"
+    assert stream.started_at_reads == [False]
+
+
+def test_an_unannounced_body_on_a_terminated_input_is_still_read_whole(
+    make_adapter: AdapterFactory,
+) -> None:
+    # A server that drops Transfer-Encoding from the environ while it de-chunks:
+    # the first read comes back with data, and the rest streams as usual.
+    app = asgi_apps.Recorder()
+    body = os.urandom(150_000)
+    environ = make_environ(
+        method="POST", wsgi_input=io.BytesIO(body), extra={"wsgi.input_terminated": True}
+    )
+    assert "CONTENT_LENGTH" not in environ and "HTTP_TRANSFER_ENCODING" not in environ
+    assert run(make_adapter(app), environ)[1] == b"ok"
+    assert app.body == body
+
+
 def test_receive_ignores_input_without_length_or_termination(
     make_adapter: AdapterFactory,
 ) -> None:

@@ -22,13 +22,15 @@ A request is two parties: the *pump*, the ASGI task the server called, and the
    and the channel holds at most ``high_water`` bytes, so a slow client blocks the
    worker in ``put()``: back-pressure, with bounded memory.
 4. The pump is the one caller of ``receive()`` until the *receiver* task starts.
-   When the app first reads ``wsgi.input``, the worker puts ``NEED_BODY`` (once)
-   and waits on ``_bodies``; the pump receives the first message itself, so a small
-   body costs one hop and no task. If more follows, the pump starts the receiver,
-   which owns ``receive()`` from then on and reads the body ahead of the app into
-   ``_bodies``, at most ``high_water`` bytes ahead (back-pressure on uploads). A
-   disconnect before the body's end makes the read raise ``ClientDisconnected``,
-   never a silent short body.
+   A small declared body (Content-Length up to 64 KiB, no ``Expect:
+   100-continue``) is received by the pump before the worker starts, so it costs no
+   hop at all. Otherwise, when the app first reads ``wsgi.input``, the worker puts
+   ``NEED_BODY`` (once) and waits on ``_bodies``; the pump receives the first
+   message itself, so a body in one message costs one hop and no task. If more
+   follows, the pump starts the receiver, which owns ``receive()`` from then on and
+   reads the body ahead of the app into ``_bodies``, at most ``high_water`` bytes
+   ahead (back-pressure on uploads). A disconnect before the body's end makes the
+   read raise ``ClientDisconnected``, never a silent short body.
 5. Once a response streams, the receiver is started too if it is not running: after
    the body it waits for ``http.disconnect`` (some servers make ``send()`` a silent
    no-op after a disconnect). On disconnect it aborts the channel: the worker's
@@ -330,6 +332,18 @@ def _no_body() -> tuple[bytes, bool]:
     return b"", False  # never called: wsgi.input knows there is no body
 
 
+def _small_declared_body(environ: Environ) -> bool:
+    """A Content-Length of at most 64 KiB, from a client that does not wait for 100."""
+    declared = environ.get("CONTENT_LENGTH", "")
+    return (
+        0 < len(declared) <= 5
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) <= 65536
+        and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
+    )
+
+
 def _is_body_empty(environ: Environ, scope: Scope) -> bool:
     """True when HTTP/1 framing says the request has no body (RFC 9112 6.3)."""
     return (
@@ -526,6 +540,13 @@ class _Responder:
         environ["wsgi.input"] = body
         environ["wsgi.file_wrapper"] = FileWrapper
         self._environ = environ
+        if self._bodies is not None and _small_declared_body(environ):
+            # A small declared body follows the headers at once (waitress even waits
+            # for every body before it calls the app): take it before the app starts,
+            # holding no thread yet, so the app's read needs no hop to the loop and back.
+            self._bodies._asked = True
+            if await self._receive_first():
+                self._streaming = True  # it came in pieces: read the rest ahead
 
         limiter = wsgi.limiter
         try:
@@ -535,7 +556,7 @@ class _Responder:
         self._context = contextvars.copy_context()
         pool.submit(self)  # runs self(): no bound method or closure per request
         try:
-            if not await self._relay():
+            if self._streaming or not await self._relay():
                 self._streaming = True
                 if loop is not None:
                     await self._relay_with_receiver_task(loop)
@@ -689,7 +710,11 @@ class _Responder:
         raise error
 
     async def _receive_first(self) -> bool:
-        """Answer the worker's first ``NEED_BODY``; True when more body follows."""
+        """Receive the first body message; True when more body follows.
+
+        For the worker's first ``NEED_BODY``, or before the worker starts for a small
+        declared body.
+        """
         assert self._bodies is not None  # the worker asks only for a body there is
         message = await self._receive()
         if message["type"] != "http.request":

@@ -465,6 +465,67 @@ async def test_a_body_in_one_message_is_received_once() -> None:
     assert receive.calls == 1  # no read-ahead task was started for it
 
 
+async def test_a_small_declared_body_is_received_before_the_app_starts() -> None:
+    # As waitress does for every body: a small declared body is there when the app
+    # starts, so its first read waits for no hop to the loop and back.
+    receive = Receiver.body(b"small")
+    calls_at_start: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        calls_at_start.append(receive.calls)
+        body = environ["wsgi.input"].read(-1)
+        start_response("200 OK", TEXT)
+        return [body]
+
+    scope = http_scope("POST", headers=body_headers(b"small"))
+    transcript = await run(validated(app), scope, receive)
+    assert transcript.assert_complete() == b"small"
+    assert calls_at_start == [1]
+    assert receive.calls == 1
+
+
+async def test_a_small_body_in_pieces_is_read_whole() -> None:
+    receive = Receiver.body(b"hello ", b"world")
+    scope = http_scope("POST", headers=body_headers(b"hello world"))
+    transcript = await run(validated(echo_app), scope, receive)
+    assert transcript.assert_complete() == b"hello world"
+
+
+async def test_a_client_expecting_100_continue_waits_until_the_app_reads() -> None:
+    # The client sends its body only when the server asks for it, which ASGI servers
+    # do on the first receive(): an app that refuses without reading never asks.
+    def refuse(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("401 Unauthorized", TEXT)
+        return [b"no"]
+
+    receive = Receiver.body(b"small")
+    headers = [*body_headers(b"small"), (b"expect", b"100-continue")]
+    transcript = await run(validated(refuse), http_scope("POST", headers=headers), receive)
+    assert transcript.status == 401
+    assert receive.calls == 0
+
+
+async def test_a_client_gone_before_its_small_body_is_told_to_the_app() -> None:
+    errors: list[BaseException] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read(-1)
+        except OSError as exc:
+            errors.append(exc)
+        start_response("200 OK", TEXT)
+        return [b"too late"]
+
+    gone = anyio.Event()
+    gone.set()
+    adapter = WSGIToASGI(validated(app))
+    scope = http_scope("POST", headers=body_headers(b"x" * 10))
+    transcript = await run(adapter, scope, Receiver(disconnect=gone))
+    assert transcript.messages == []  # nobody to answer
+    assert [type(error) for error in errors] == [ClientDisconnected]
+    await limiter_released(adapter)
+
+
 async def test_an_iterable_that_fills_its_content_length_is_sent_whole() -> None:
     # Werkzeug and Django return iterables, not lists. Once the declared length is
     # there the response is complete: one body message, no read-ahead task, however

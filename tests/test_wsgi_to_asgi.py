@@ -505,27 +505,6 @@ async def test_a_client_expecting_100_continue_waits_until_the_app_reads() -> No
     assert receive.calls == 0
 
 
-async def test_a_client_gone_before_its_small_body_is_told_to_the_app() -> None:
-    errors: list[BaseException] = []
-
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        try:
-            environ["wsgi.input"].read(-1)
-        except OSError as exc:
-            errors.append(exc)
-        start_response("200 OK", TEXT)
-        return [b"too late"]
-
-    gone = anyio.Event()
-    gone.set()
-    adapter = WSGIToASGI(validated(app))
-    scope = http_scope("POST", headers=body_headers(b"x" * 10))
-    transcript = await run(adapter, scope, Receiver(disconnect=gone))
-    assert transcript.messages == []  # nobody to answer
-    assert [type(error) for error in errors] == [ClientDisconnected]
-    await limiter_released(adapter)
-
-
 async def test_an_iterable_that_fills_its_content_length_is_sent_whole() -> None:
     # Werkzeug and Django return iterables, not lists. Once the declared length is
     # there the response is complete: one body message, no read-ahead task, however
@@ -628,7 +607,16 @@ async def test_empty_request_body_is_not_received() -> None:
 
 
 @pytest.mark.parametrize("answer", [False, True], ids=["app-raises", "app-answers"])
-async def test_disconnect_mid_body_raises_client_disconnected_in_the_app(answer: bool) -> None:
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param([{"type": "http.request", "body": b"part", "more_body": True}], id="mid-body"),
+        pytest.param([], id="before-the-body"),  # received before the app starts
+    ],
+)
+async def test_disconnect_mid_body_raises_client_disconnected_in_the_app(
+    answer: bool, sent: list[Message]
+) -> None:
     errors: list[BaseException] = []
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -643,9 +631,7 @@ async def test_disconnect_mid_body_raises_client_disconnected_in_the_app(answer:
 
     gone = anyio.Event()
     gone.set()
-    receive = Receiver(
-        {"type": "http.request", "body": b"part", "more_body": True}, disconnect=gone
-    )
+    receive = Receiver(*sent, disconnect=gone)
     scope = http_scope("POST", headers=body_headers(b"x" * 100))
     adapter = WSGIToASGI(validated(app))
     transcript = await run(adapter, scope, receive)

@@ -68,7 +68,7 @@ SERVER_KINDS = ("uvicorn", "gunicorn-sync", "gunicorn-gthread")
 
 
 class Server:
-    """One server subprocess serving ``benchmarks.apps:<app>``."""
+    """One server subprocess serving ``<module>:<app>`` (``benchmarks.apps`` by default)."""
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class Server:
         log_dir: Path,
         uvicorn_http: str = "auto",
         ready_path: str = "/",
+        module: str = "benchmarks.apps",
     ) -> None:
         if kind not in SERVER_KINDS:
             raise ValueError(f"Unknown server kind {kind!r}.")
@@ -86,6 +87,7 @@ class Server:
         self.log_path = log_dir / f"{kind}-{app}.log"
         self.uvicorn_http = uvicorn_http
         self.ready_path = ready_path
+        self.module = module
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -97,7 +99,7 @@ class Server:
         return f"http://{HOST}:{self.port}{path}"
 
     def _command(self) -> list[str]:
-        target = f"benchmarks.apps:{self.app}"
+        target = f"{self.module}:{self.app}"
         if self.kind == "uvicorn":
             args: Sequence[str] = [
                 "uvicorn",

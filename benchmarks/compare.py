@@ -24,7 +24,6 @@ import io
 import os
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -217,4 +216,4 @@ def _paired(mine: list[float], base: list[float]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

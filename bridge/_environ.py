@@ -168,15 +168,12 @@ def _build_environ(
     for name, raw_value in scope["headers"]:
         key = known.get(name)
         if key is None:
-            if b"_" in name:
-                if not keep_underscore_headers:
-                    continue
-                key = _environ_key(name)
-                if key in _SHADOWED_KEYS:
-                    # "Content_Length" must not pose as the Content-Length the server framed.
-                    continue
-            else:
-                key = _environ_key(name)
+            if b"_" in name and not keep_underscore_headers:
+                continue
+            key = _environ_key(name)
+            if key in _SHADOWED_KEYS:
+                # "Content_Length" must not pose as the Content-Length the server framed.
+                continue
         value = raw_value.decode("latin-1")
         if key in environ:
             if duplicates is None:

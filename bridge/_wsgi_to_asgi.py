@@ -332,16 +332,8 @@ def _no_body() -> tuple[bytes, bool]:
     return b"", False  # never called: wsgi.input knows there is no body
 
 
-def _small_declared_body(environ: Environ) -> bool:
-    """A Content-Length of at most 64 KiB, from a client that does not wait for 100."""
-    declared = environ.get("CONTENT_LENGTH", "")
-    return (
-        0 < len(declared) <= 5
-        and declared.isascii()
-        and declared.isdigit()
-        and int(declared) <= 65536
-        and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
-    )
+_SMALL_BODY: Final = 65536
+"""A declared body up to this size is received before the app starts."""
 
 
 def _is_body_empty(environ: Environ, scope: Scope) -> bool:
@@ -518,12 +510,12 @@ class _Responder:
                 max_duplicate_headers=wsgi.max_duplicate_headers,
             )
             limit = wsgi.max_body_size
-            if limit is not None:
-                declared = environ.get("CONTENT_LENGTH", "")
-                if declared.isascii() and declared.isdigit() and int(declared) > limit:
-                    raise BadRequest(
-                        f"The request body is larger than the limit of {limit} bytes.", 413
-                    )
+            declared = environ.get("CONTENT_LENGTH", "")
+            plain = declared.isascii() and declared.isdigit()  # else the app sees it as is
+            if limit is not None and plain and int(declared) > limit:
+                raise BadRequest(
+                    f"The request body is larger than the limit of {limit} bytes.", 413
+                )
             if _is_body_empty(environ, scope):
                 self._body_done = True
                 body = WSGIInput(_no_body, more=False)
@@ -540,10 +532,17 @@ class _Responder:
         environ["wsgi.input"] = body
         environ["wsgi.file_wrapper"] = FileWrapper
         self._environ = environ
-        if self._bodies is not None and _small_declared_body(environ):
+        if (
+            self._bodies is not None
+            and plain
+            and len(declared) <= 5
+            and int(declared) <= _SMALL_BODY
+            and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
+        ):
             # A small declared body follows the headers at once (waitress even waits
             # for every body before it calls the app): take it before the app starts,
             # holding no thread yet, so the app's read needs no hop to the loop and back.
+            # A client that expects 100-continue waits until the app reads, as natively.
             self._bodies._asked = True
             if await self._receive_first():
                 self._streaming = True  # it came in pieces: read the rest ahead

@@ -37,17 +37,16 @@ from .servers import PROJECT_ROOT, Server
 _BASE_PACKAGE = "bridge_base"
 
 
-def _inner(case: str) -> Any:
-    """The app of a case, unwrapped: WSGI for ``w2a-*``, ASGI for ``a2w-*``."""
-    table: dict[str, Callable[[], Any]] = {
-        "w2a-hello": lambda: apps.wsgi_hello,
-        "w2a-flask": apps.make_flask,
-        "w2a-upload": lambda: apps.wsgi_upload,
-        "a2w-hello": lambda: apps.asgi_hello,
-        "a2w-starlette": apps.make_starlette,
-        "a2w-upload": lambda: apps.asgi_upload,
-    }
-    return table[case]()
+_INNER: dict[str, Callable[[], Any]] = {
+    # The app of each case, unwrapped: WSGI for w2a-*, ASGI for a2w-*.
+    "w2a-hello": lambda: apps.wsgi_hello,
+    "w2a-flask": apps.make_flask,
+    "w2a-upload": lambda: apps.wsgi_upload,
+    "a2w-hello": lambda: apps.asgi_hello,
+    "a2w-starlette": apps.make_starlette,
+    "a2w-upload": lambda: apps.asgi_upload,
+}
+CASES = tuple(_INNER)
 
 
 _NATIVE: dict[str, Callable[[], Any]] = {
@@ -69,12 +68,9 @@ def _build(case: str, variant: str) -> Any:
     return _wrap(case, {"base": _BASE_PACKAGE, "work": "bridge"}[variant])
 
 
-CASES = ("w2a-hello", "w2a-flask", "w2a-upload", "a2w-hello", "a2w-starlette", "a2w-upload")
-
-
 def _wrap(case: str, package: str) -> Any:
     adapter = "WSGIToASGI" if case.startswith("w2a") else "ASGIToWSGI"
-    return getattr(importlib.import_module(package), adapter)(_inner(case))
+    return getattr(importlib.import_module(package), adapter)(_INNER[case]())
 
 
 def _asgi_dispatch(case: str) -> Any:

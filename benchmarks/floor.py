@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bridge._threads import wake_without_preempting
+
 _Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
@@ -70,12 +72,7 @@ class HandoffFloor:
 
 
 def _run_forever(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
-    setscheduler = getattr(os, "sched_setscheduler", None)
-    if setscheduler is not None:
-        try:
-            setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        except OSError:
-            pass
+    wake_without_preempting()  # the bridge's own call, so the floor stays in step with it
     asyncio.set_event_loop(loop)
     loop.call_soon(started.set)
     loop.run_forever()

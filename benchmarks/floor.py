@@ -5,6 +5,7 @@ cannot avoid: the WSGI thread posts to an event loop in a thread of its own, a n
 task on that loop answers, and the WSGI thread waits for the answer. There is no
 scope, no ASGI app, no message and no checking: the answer is built in advance. Its
 loop is set up as the bridge sets up its own (uvloop when installed, ``SCHED_BATCH``
+with the bridge's ``BRIDGE_BATCH_SCHEDULING`` opt-in, which the benchmarks turn on,
 so a wake-up does not preempt the waker), so its figure under a WSGI server is the
 best any adapter of this design could reach there (see docs/performance.md).
 """

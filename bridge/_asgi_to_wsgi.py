@@ -31,20 +31,15 @@ touches ``wsgi.input`` or the server's socket.
 from __future__ import annotations
 
 import asyncio
-import atexit
-import collections
-import importlib.util
 import logging
 import os
 import queue
 import threading
 import time
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, Final
 
 import anyio
-from anyio.lowlevel import current_token
 from asgiref.compatibility import guarantee_single_callable
 
 from ._environ import (
@@ -54,9 +49,14 @@ from ._environ import (
     status_line,
 )
 from ._lifespan import Lifespan, LifespanMode
-from ._loop import CallSoon, current_loop, post
-from ._threads import wake_without_preempting
-from .exceptions import ASGIProtocolError, BadRequest, ClientDisconnected
+from ._loop import LoopThread, ProcessLoop, post, uvloop_installed
+from .exceptions import (
+    ASGIProtocolError,
+    BadRequest,
+    ClientDisconnected,
+    LifespanFailed,
+    ShuttingDown,
+)
 from .types import ASGIApp, Environ, Message, StartResponse
 
 logger = logging.getLogger("bridge")
@@ -71,139 +71,6 @@ _HEAD: Final = 5
 _DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 _EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
 _EXTENSIONS: Final[dict[str, Any]] = {"http.response.pathsend": {}}
-
-
-class _LoopThread:
-    """The adapter's event loop in a daemon thread, for one process."""
-
-    def __init__(self, adapter: ASGIToWSGI) -> None:
-        self.pid = _process.pid
-        self._adapter = adapter
-        self._ready = threading.Event()
-        self._finished = threading.Event()
-        self._startup_error: BaseException | None = None
-        self.call_soon: CallSoon
-        self.task_group: anyio.abc.TaskGroup
-        self.lifespan: Lifespan
-        self.state: dict[str, Any] = {}
-        self._stop: anyio.Event
-        self._spawn_requests: collections.deque[_Exchange] = collections.deque()
-        self._spawn_wanted: anyio.Event
-        # asyncio only: the loop, and the request tasks started on it directly.
-        self._asyncio_loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.cancelled: type[BaseException]
-        self.thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
-
-    def start(self, timeout: float) -> None:
-        self.thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError(f"The ASGI event loop did not start within {timeout} s.")
-        if self._startup_error is not None:
-            raise RuntimeError("The ASGI event loop failed to start.") from self._startup_error
-
-    def spawn(self, exchange: _Exchange) -> None:
-        """Start the exchange's app task on the loop; safe from any thread."""
-        if self._asyncio_loop is not None:
-            # asyncio can start a task from a callback: no spawner hop, no task group.
-            post(self.call_soon, self._create_task, exchange)
-            return
-        self._spawn_requests.append(exchange)
-        post(self.call_soon, self._wake_spawner)
-
-    def _create_task(self, exchange: _Exchange) -> None:
-        assert self._asyncio_loop is not None
-        # The task drops itself from _tasks when it ends: a done callback would cost the
-        # loop one more iteration per request.
-        task = exchange._task = self._asyncio_loop.create_task(exchange._run_app())
-        self._tasks.add(task)
-
-    def _wake_spawner(self) -> None:
-        self._spawn_wanted.set()
-
-    async def _spawner(self) -> None:
-        # Tasks can only be started from a task, not from a thread-safe callback.
-        requests = self._spawn_requests
-        while True:
-            await self._spawn_wanted.wait()
-            self._spawn_wanted = anyio.Event()
-            while requests:
-                self.task_group.start_soon(requests.popleft()._run_app)
-
-    def _run(self) -> None:
-        adapter = self._adapter
-        wake_without_preempting()
-        try:
-            anyio.run(self._main, backend=adapter.backend, backend_options=adapter.backend_options)
-        except BaseException as exc:
-            self._startup_error = exc
-            logger.exception("The ASGI event loop thread stopped with an error.")
-        finally:
-            self._ready.set()
-            self._finished.set()
-
-    async def _main(self) -> None:
-        self.call_soon = current_loop()[0]
-        self.cancelled = anyio.get_cancelled_exc_class()
-        native = current_token().native_token
-        if isinstance(native, asyncio.AbstractEventLoop):
-            self._asyncio_loop = native
-        self._stop = anyio.Event()
-        self._spawn_wanted = anyio.Event()
-        self.lifespan = Lifespan(self._adapter.app, self._adapter.lifespan, self.state)
-        async with anyio.create_task_group() as task_group:
-            self.task_group = task_group
-            if self._asyncio_loop is None:
-                task_group.start_soon(self._spawner)
-            task_group.start_soon(self.lifespan.run)
-            with anyio.move_on_after(self._adapter.lifespan_timeout):
-                await self.lifespan.wait_started()
-            if not self.lifespan._startup_done.is_set():
-                self.lifespan.error = (
-                    f"Lifespan startup did not finish within {self._adapter.lifespan_timeout} s."
-                )
-                logger.error("%s", self.lifespan.error)
-            self._ready.set()
-            await self._stop.wait()
-            if self.lifespan.supported and self.lifespan.error is None:
-                with anyio.move_on_after(self._adapter.lifespan_timeout):
-                    await self.lifespan.shutdown()
-            if self._tasks:
-                for task in self._tasks:
-                    task.cancel()
-                await asyncio.wait(list(self._tasks), timeout=5)
-            task_group.cancel_scope.cancel()
-
-    def stop(self, timeout: float) -> None:
-        """Run lifespan shutdown, then stop the loop; waits at most ``timeout`` s."""
-        if not self.thread.is_alive():
-            return
-        post(self.call_soon, self._stop.set)
-        self._finished.wait(timeout)
-
-
-_adapters: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
-
-
-class _process:
-    # os.getpid() is a system call; the fork hook below keeps this one current.
-    pid = os.getpid()
-
-
-def _forget_loops_after_fork() -> None:
-    _process.pid = os.getpid()
-    for adapter in list(_adapters):
-        adapter._loop = None
-        adapter._lock = threading.Lock()
-
-
-def _close_all_at_exit() -> None:
-    for adapter in list(_adapters):
-        adapter.close()
-
-
-os.register_at_fork(after_in_child=_forget_loops_after_fork)
-atexit.register(_close_all_at_exit)
 
 
 class ASGIToWSGI:
@@ -255,7 +122,7 @@ class ASGIToWSGI:
             raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
         self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.backend = backend
-        if backend_options is None and backend == "asyncio" and _uvloop_installed():
+        if backend_options is None and backend == "asyncio" and uvloop_installed():
             # As uvicorn's --loop auto: uvloop's C event loop costs less per request.
             backend_options = {"use_uvloop": True}
         self.backend_options = backend_options
@@ -264,50 +131,36 @@ class ASGIToWSGI:
         self.response_timeout = response_timeout
         self.high_water = high_water
         self.max_body_size = max_body_size
-        self._loop: _LoopThread | None = None
-        self._lock = threading.Lock()
-        _adapters.add(self)
+        self._loops = ProcessLoop(self._new_loop, lifespan_timeout + 5)
 
     def __repr__(self) -> str:
         return f"ASGIToWSGI({self.app!r})"
 
-    def _running_loop(self) -> _LoopThread:
-        loop = self._loop
-        if loop is not None and loop.pid == _process.pid:
-            return loop
-        with self._lock:
-            loop = self._loop
-            if loop is None or loop.pid != _process.pid:
-                loop = _LoopThread(self)
-                loop.start(self.lifespan_timeout + 5)
-                self._loop = loop
-        return loop
+    def _new_loop(self) -> LoopThread:
+        return LoopThread(
+            Lifespan(self.app, self.lifespan),
+            backend=self.backend,
+            backend_options=self.backend_options,
+            lifespan_timeout=self.lifespan_timeout,
+        )
 
     def close(self) -> None:
         """Run the app's lifespan shutdown and stop the event loop thread.
 
         The next request starts a new loop (and runs startup again).
         """
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None and loop.pid == _process.pid:
-            loop.stop(self.lifespan_timeout + 5)
+        self._loops.close(self.lifespan_timeout + 5)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
-        loop = self._running_loop()
+        loop = self._loops.get()
         if loop.lifespan.error is not None:
-            logger.error("Answering 500: %s", loop.lifespan.error)
-            return _plain(start_response, 500, "Internal Server Error")
+            raise LifespanFailed(f"The ASGI app's lifespan startup failed: {loop.lifespan.error}")
         try:
             exchange = _Exchange(self, loop, environ)
         except BadRequest as exc:
             logger.info("Refused a request: %s", exc)
             return _plain(start_response, exc.status_hint, str(exc))
         return exchange.respond(start_response)
-
-
-def _uvloop_installed() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
 
 
 def _framed_without_body(environ: Environ) -> bool:
@@ -363,13 +216,13 @@ class _Exchange:
         "_too_large",
     )
 
-    def __init__(self, adapter: ASGIToWSGI, loop: _LoopThread, environ: Environ) -> None:
+    def __init__(self, adapter: ASGIToWSGI, loop: LoopThread, environ: Environ) -> None:
         self._adapter = adapter
         self._loop = loop
         self._environ = environ
         scope = build_scope(environ, extensions=_EXTENSIONS)
         if loop.lifespan.supported:
-            scope["state"] = loop.state.copy()
+            scope["state"] = loop.lifespan.state.copy()
         self._scope = scope
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -552,10 +405,15 @@ class _Exchange:
 
     # The app's task.
 
+    def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
+        return self._run_app()
+
     async def _run_app(self) -> None:
         loop = self._loop
         error: BaseException | None = None
         self._running = True
+        if loop.asyncio_loop is not None:
+            self._task = asyncio.current_task()
         try:
             # Timed out before this task started (_gone): the app starts cancelled.
             if self._task is not None:
@@ -569,7 +427,10 @@ class _Exchange:
                     await self._adapter.app(self._scope, self._receive, self._send)
         except BaseException as exc:
             if isinstance(exc, loop.cancelled):
-                error = ASGIProtocolError("The ASGI app was cancelled.")
+                if loop.stopping:
+                    error = ShuttingDown("The process is shutting down; the request was cancelled.")
+                else:
+                    error = ShuttingDown("The bridge cancelled the request.")
                 raise
             error = exc
             if self._complete or self._gone:
@@ -579,8 +440,7 @@ class _Exchange:
             if not self._complete:
                 self._inbox.put((_DONE, error))
             del error
-            if self._task is not None:
-                loop._tasks.discard(self._task)
+            loop.forget(self._task)
 
     async def _receive(self) -> Message:
         message = self._next_message

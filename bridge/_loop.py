@@ -1,21 +1,45 @@
-"""Waking an event loop from another thread, on whichever backend is running.
+"""Event loops for the adapters: waking one from another thread, and owning one.
 
-anyio's ``from_thread`` calls block the calling thread until the loop has run the
-function; the adapters only need to *post* a callback (set an event, release a
-limiter token) and carry on, which each backend offers natively and cheaply.
+Theory of operation
+-------------------
+``WSGIToASGI`` runs on the ASGI server's loop and only needs to *post* callbacks to
+it from its worker threads (:func:`current_loop`, :func:`post`): anyio's
+``from_thread`` calls would block the calling thread until the loop ran them.
+
+``ASGIToWSGI`` brings its own loop: a :class:`LoopThread` runs it in a daemon
+thread, starts the app's lifespan there, and runs one task per request
+(:meth:`LoopThread.spawn`). A :class:`ProcessLoop` owns the adapter's loop thread
+for one process: it starts it lazily with the first request, forgets it in a child
+after ``fork()`` (where the thread does not exist, e.g. under ``gunicorn
+--preload``), and stops it, running lifespan shutdown, at interpreter exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import atexit
+import collections
+import importlib.util
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
+import anyio
 from anyio.lowlevel import current_token
+
+from ._lifespan import Lifespan
+from ._threads import wake_without_preempting
+
+logger = logging.getLogger("bridge")
 
 CallSoon = Callable[..., Any]
 """``call_soon(fn, *args)``: run ``fn(*args)`` on the loop; safe from any thread."""
 
+SHUTDOWN_GRACE = 5.0
+"""Seconds the tasks still running after lifespan shutdown get to end once cancelled."""
 
 _last: tuple[asyncio.AbstractEventLoop | None, CallSoon | None] = (None, None)
 
@@ -52,3 +76,195 @@ def post(call_soon: CallSoon, fn: Callable[..., object], *args: object) -> None:
     except RuntimeError:
         # The loop is gone (interpreter or server shutting down): nobody is waiting.
         pass
+
+
+def uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+class Job(Protocol):
+    """Work for a :class:`LoopThread`: one request's app call."""
+
+    def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
+        """The coroutine to run as the job's task."""
+        ...
+
+
+class LoopThread:
+    """An event loop in a daemon thread: the app's lifespan, then one task per job.
+
+    ``lifespan`` runs its startup before :meth:`start` returns; :meth:`stop` runs its
+    shutdown, then cancels the jobs still running.
+    """
+
+    def __init__(
+        self,
+        lifespan: Lifespan,
+        *,
+        backend: str,
+        backend_options: dict[str, Any] | None,
+        lifespan_timeout: float,
+    ) -> None:
+        self.lifespan = lifespan
+        self.pid = os.getpid()
+        self._backend = backend
+        self._backend_options = backend_options
+        self._lifespan_timeout = lifespan_timeout
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.call_soon: CallSoon
+        self.cancelled: type[BaseException]
+        """The backend's cancellation exception."""
+        self._stop: anyio.Event
+        self._pending: collections.deque[Job] = collections.deque()
+        self._spawn_wanted: anyio.Event
+        # asyncio only: the loop, and the tasks started on it directly.
+        self.asyncio_loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        """True once :meth:`stop` began: a cancelled job was not cancelled by its app."""
+        self._thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
+
+    def start(self, timeout: float) -> None:
+        """Start the thread and wait until lifespan startup is over.
+
+        :raises RuntimeError: when the loop does not start within ``timeout`` s.
+        """
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"The ASGI event loop did not start within {timeout} s.")
+        if self._startup_error is not None:
+            raise RuntimeError("The ASGI event loop failed to start.") from self._startup_error
+
+    def spawn(self, job: Job) -> None:
+        """Run ``job`` as a task on the loop; safe from any thread."""
+        if self.asyncio_loop is not None:
+            # asyncio can start a task from a callback: no spawner hop, no task group.
+            post(self.call_soon, self._create_task, job)
+            return
+        self._pending.append(job)
+        post(self.call_soon, self._wake_spawner)
+
+    def forget(self, task: asyncio.Task[None] | None) -> None:
+        """A job's asyncio task has ended (the job says so: cheaper than a callback)."""
+        if task is not None:
+            self._tasks.discard(task)
+
+    def stop(self, timeout: float) -> None:
+        """Run lifespan shutdown, then stop the loop; waits at most ``timeout`` s."""
+        if not self._thread.is_alive():
+            return
+        post(self.call_soon, self._stop.set)
+        self._finished.wait(timeout)
+
+    def _create_task(self, job: Job) -> None:
+        assert self.asyncio_loop is not None
+        self._tasks.add(self.asyncio_loop.create_task(job.start(self)))
+
+    def _wake_spawner(self) -> None:
+        self._spawn_wanted.set()
+
+    async def _spawner(self, task_group: anyio.abc.TaskGroup) -> None:
+        # Other backends start tasks only from a task, not from a thread-safe callback.
+        pending = self._pending
+        while True:
+            await self._spawn_wanted.wait()
+            self._spawn_wanted = anyio.Event()
+            while pending:
+                task_group.start_soon(pending.popleft().start, self)
+
+    def _run(self) -> None:
+        wake_without_preempting()
+        try:
+            anyio.run(self._main, backend=self._backend, backend_options=self._backend_options)
+        except BaseException as exc:
+            self._startup_error = exc
+            logger.exception("The ASGI event loop thread stopped with an error.")
+        finally:
+            self._ready.set()
+            self._finished.set()
+
+    async def _main(self) -> None:
+        self.call_soon = current_loop()[0]
+        self.cancelled = anyio.get_cancelled_exc_class()
+        native = current_token().native_token
+        if isinstance(native, asyncio.AbstractEventLoop):
+            self.asyncio_loop = native
+        self._stop = anyio.Event()
+        self._spawn_wanted = anyio.Event()
+        async with anyio.create_task_group() as task_group:
+            if self.asyncio_loop is None:
+                task_group.start_soon(self._spawner, task_group)
+            await self.lifespan.start(task_group, self._lifespan_timeout)
+            self._ready.set()
+            await self._stop.wait()
+            self.stopping = True
+            await self.lifespan.stop(self._lifespan_timeout)
+            if self._tasks:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
+            task_group.cancel_scope.cancel()
+
+
+class ProcessLoop:
+    """One :class:`LoopThread` per process, started by the first :meth:`get`.
+
+    After ``fork()`` the child forgets its parent's loop and starts its own; at
+    interpreter exit every loop is stopped, which runs lifespan shutdown.
+    """
+
+    def __init__(self, make: Callable[[], LoopThread], start_timeout: float) -> None:
+        self._make = make
+        self._start_timeout = start_timeout
+        self._loop: LoopThread | None = None
+        self._lock = threading.Lock()
+        _owners.add(self)
+
+    def get(self) -> LoopThread:
+        """This process's loop thread, started (lifespan startup done) on first use."""
+        loop = self._loop
+        if loop is not None and loop.pid == _process.pid:
+            return loop
+        with self._lock:
+            loop = self._loop
+            if loop is None or loop.pid != _process.pid:
+                loop = self._make()
+                loop.start(self._start_timeout)
+                self._loop = loop
+        return loop
+
+    def close(self, timeout: float) -> None:
+        """Stop this process's loop thread, if it runs; the next :meth:`get` starts anew."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and loop.pid == _process.pid:
+            loop.stop(timeout)
+
+    def _forget_after_fork(self) -> None:
+        self._loop = None
+        self._lock = threading.Lock()
+
+
+class _process:
+    # os.getpid() is a system call; the fork hook below keeps this one current.
+    pid = os.getpid()
+
+
+_owners: weakref.WeakSet[ProcessLoop] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    _process.pid = os.getpid()
+    for owner in list(_owners):
+        owner._forget_after_fork()
+
+
+def _close_all_at_exit() -> None:
+    for owner in list(_owners):
+        owner.close(owner._start_timeout)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)

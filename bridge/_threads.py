@@ -10,8 +10,10 @@ Threads are daemons, so a request stuck in application code never blocks
 interpreter exit, and the pool forgets its threads in a forked child, where they do
 not exist.
 
-The bridge's own threads (these and ``ASGIToWSGI``'s loop thread) ask the scheduler
-not to preempt the thread that woke them (:func:`wake_without_preempting`).
+With ``BRIDGE_BATCH_SCHEDULING=1`` in the environment, the bridge's own threads
+(these and ``ASGIToWSGI``'s loop thread) ask the scheduler not to preempt the thread
+that woke them (:func:`wake_without_preempting`). It is off by default: it changes the
+scheduling policy of threads that run the user's code.
 """
 
 from __future__ import annotations
@@ -22,21 +24,21 @@ import threading
 from collections.abc import Callable
 
 _IDLE_SECONDS = 10.0
-_OPT_OUT = "BRIDGE_NO_BATCH_SCHEDULING"
+_OPT_IN = "BRIDGE_BATCH_SCHEDULING"
 
 
 def wake_without_preempting() -> None:
-    """Put the calling thread under Linux's ``SCHED_BATCH`` policy, when available.
+    """With ``BRIDGE_BATCH_SCHEDULING=1``, put the calling thread under ``SCHED_BATCH``.
 
     A thread the bridge wakes cannot run Python code before the waker releases the
     GIL, which the waker does a few microseconds later when it blocks. Preempting the
     waker on its core only to wait for the GIL costs two context switches per hand-off
-    (measured in docs/performance.md). ``SCHED_BATCH`` keeps the thread's share of the
-    CPU and only turns off that wake-up preemption. Threads it creates inherit it.
-    Setting ``BRIDGE_NO_BATCH_SCHEDULING=1`` in the environment keeps the default policy.
+    (measured in docs/performance.md). Linux's ``SCHED_BATCH`` keeps the thread's share
+    of the CPU and only turns off that wake-up preemption. Threads it creates inherit
+    it, and it can raise their wake-up latency under load, so it is an opt-in.
     """
     setscheduler = getattr(os, "sched_setscheduler", None)
-    if setscheduler is None or os.environ.get(_OPT_OUT, "") not in ("", "0"):
+    if setscheduler is None or os.environ.get(_OPT_IN, "") in ("", "0"):
         return
     try:
         setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

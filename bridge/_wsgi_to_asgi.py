@@ -55,6 +55,7 @@ from typing import IO, Any, Final, Protocol
 import anyio
 
 from ._environ import build_environ, encode_headers, parse_status, response_content_length
+from ._lifespan import answer_lifespan
 from ._loop import CallSoon, current_loop, post
 from ._threads import pool
 from ._wsgi_input import WSGIInput
@@ -415,7 +416,7 @@ class WSGIToASGI:
         if kind == "http":
             await _Responder(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await _answer_lifespan(receive, send)
+            await answer_lifespan(receive, send)
         elif kind == "websocket":
             # Closing before accepting makes the server answer 403.
             await receive()
@@ -427,16 +428,6 @@ class WSGIToASGI:
             )
         else:
             raise ValueError(f"WSGIToASGI cannot serve scope type {kind!r}.")
-
-
-async def _answer_lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _send_plain(send: Send, status: int, text: str) -> None:

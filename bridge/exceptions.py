@@ -8,6 +8,9 @@
      │    ├── WSGIProtocolError (also ValueError)
      │    └── ASGIProtocolError (also ValueError)
      ├── BadRequest                          the request cannot be bridged (answered 4xx)
+     │    └── BodyTooLarge                   the body is over the adapter's max_body_size (413)
+     ├── LifespanFailed                      the ASGI app's lifespan startup failed
+     ├── ShuttingDown                        the bridge ended the app's task: the process exits
      ├── AppLoadError                        an import string does not lead to an app
      └── ServerNotAvailable                  the chosen server is not installed
 
@@ -21,10 +24,13 @@ __all__ = (
     "ASGIProtocolError",
     "AppLoadError",
     "BadRequest",
+    "BodyTooLarge",
     "BridgeError",
     "ClientDisconnected",
+    "LifespanFailed",
     "ProtocolError",
     "ServerNotAvailable",
+    "ShuttingDown",
     "WSGIProtocolError",
 )
 
@@ -64,6 +70,36 @@ class BadRequest(BridgeError):
     def __init__(self, message: str, status_hint: int = 400) -> None:
         super().__init__(message)
         self.status_hint = status_hint
+
+
+class BodyTooLarge(BadRequest):
+    """Raised when a request body is larger than the adapter's ``max_body_size``.
+
+    The bridge answers 413 when no response has started; ``wsgi.input`` raises it
+    to a WSGI app that reads past the limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.", 413)
+        self.limit = limit
+
+
+class LifespanFailed(BridgeError):
+    """Raised for each request when the ASGI app's lifespan startup failed.
+
+    ``ASGIToWSGI`` raises it to the WSGI server, which answers 500 and logs it; the
+    app's own error was logged when startup failed.
+    """
+
+
+class ShuttingDown(BridgeError):
+    """Raised in the WSGI thread when the bridge cancelled the ASGI app's task.
+
+    The process is exiting (``ASGIToWSGI.close()`` or interpreter exit) while the
+    request was still running: not the app's fault, nor the client's.
+    """
+
+    status_hint = 503
 
 
 class AppLoadError(BridgeError, ImportError):

@@ -48,7 +48,7 @@ from starlette.responses import (
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bridge import ASGIProtocolError, ASGIToWSGI, ClientDisconnected
+from bridge import ASGIProtocolError, ASGIToWSGI, ClientDisconnected, LifespanFailed
 from bridge.types import ASGIApp, Environ, Message, Receive, Scope, Send
 from tests import asgi_apps
 from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ
@@ -869,27 +869,29 @@ def test_lifespan_unsupported_fails_requests_in_on_mode(
     make_adapter: AdapterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = asgi_apps.NoLifespan()
-    with client(make_adapter(app, lifespan="on")) as http:
-        response = http.get("/")
-    assert response.status_code == 500
+    adapter = make_adapter(app, lifespan="on")
+    with pytest.raises(LifespanFailed, match="Unsupported scope type"):
+        run(adapter, make_environ())
     assert app.scope_types == ["lifespan"]
     assert any("Unsupported scope type" in r.getMessage() for r in caplog.records)
 
 
-def test_lifespan_startup_failed_answers_500_and_logs_reason(
+def test_lifespan_startup_failed_raises_to_the_server_for_each_request(
     make_adapter: AdapterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The server answers 500 and logs it, as for any exception the app raises before
+    # its response; reporters wrapped around the bridge see every refused request.
     app = asgi_apps.LifespanApp(fail="database unreachable")
-    with client(make_adapter(app)) as http:
-        responses = [http.get("/") for _ in range(2)]
-    assert [r.status_code for r in responses] == [500, 500]
+    adapter = make_adapter(app)
+    for _ in range(2):
+        with pytest.raises(LifespanFailed, match="database unreachable"):
+            run(adapter, make_environ())
     assert app.scope_types == ["lifespan"]  # requests never reach the app
     messages = [r.getMessage() for r in bridge_records(caplog, logging.ERROR)]
-    assert any("database unreachable" in m for m in messages)
-    assert sum("Answering 500" in m and "database unreachable" in m for m in messages) == 2
+    assert sum("database unreachable" in m for m in messages) == 1  # logged once, at startup
 
 
-def test_lifespan_exception_in_starlette_answers_500(
+def test_lifespan_exception_in_starlette_fails_requests(
     make_adapter: AdapterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Starlette sends lifespan.startup.failed with the traceback, then re-raises.
@@ -899,8 +901,8 @@ def test_lifespan_exception_in_starlette_answers_500(
         yield  # pragma: no cover
 
     app = Starlette(lifespan=lifespan)
-    with client(make_adapter(app)) as http:
-        assert http.get("/").status_code == 500
+    with pytest.raises(LifespanFailed, match="cannot reach the database"):
+        run(make_adapter(app), make_environ())
     messages = [r.getMessage() for r in bridge_records(caplog, logging.ERROR)]
     assert any("cannot reach the database" in m for m in messages)
 

@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 
 from bridge import ASGIToWSGI
-from bridge._threads import pool, wake_without_preempting
+from bridge._threads import _WorkerPool, wake_without_preempting
 from bridge.types import Receive, Scope, Send, StartResponse
 
 from .asgi_apps import TIMEOUT, make_environ
@@ -35,22 +35,27 @@ def policy_in_new_thread(setup: Callable[[], object]) -> int:
     return seen[0]
 
 
-def test_a_bridge_thread_asks_not_to_preempt_its_waker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
+def test_with_the_opt_in_a_bridge_thread_asks_not_to_preempt_its_waker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
     assert policy_in_new_thread(wake_without_preempting) == os.SCHED_BATCH
 
 
-def test_the_opt_out_keeps_the_default_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BRIDGE_NO_BATCH_SCHEDULING", "1")
+@pytest.mark.parametrize("value", [None, "", "0"])
+def test_by_default_the_policy_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv("BRIDGE_BATCH_SCHEDULING", raising=False)
+    else:
+        monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", value)
     default = policy_in_new_thread(lambda: None)
     assert policy_in_new_thread(wake_without_preempting) == default
 
 
-def test_pool_threads_run_under_batch_and_the_caller_keeps_its_policy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
-    before = os.sched_getscheduler(0)
+def policy_in_new_pool_thread() -> int:
+    """The policy of a new pool thread (a fresh pool has no idle thread to reuse)."""
     seen: list[int] = []
     done = threading.Event()
 
@@ -58,16 +63,32 @@ def test_pool_threads_run_under_batch_and_the_caller_keeps_its_policy(
         seen.append(os.sched_getscheduler(0))
         done.set()
 
-    pool.submit(job)
+    _WorkerPool().submit(job)
     assert done.wait(TIMEOUT)
-    assert seen == [os.SCHED_BATCH]
+    return seen[0]
+
+
+def test_by_default_pool_threads_keep_the_default_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BRIDGE_BATCH_SCHEDULING", raising=False)
+    default = policy_in_new_thread(lambda: None)
+    assert policy_in_new_pool_thread() == default
+
+
+def test_pool_threads_run_under_batch_and_the_caller_keeps_its_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
+    before = os.sched_getscheduler(0)
+    assert policy_in_new_pool_thread() == os.SCHED_BATCH
     assert os.sched_getscheduler(0) == before
 
 
 def test_the_asgi_loop_thread_runs_under_batch_and_the_wsgi_thread_does_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("BRIDGE_NO_BATCH_SCHEDULING", raising=False)
+    monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
     seen: list[int] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ._asgi_to_wsgi import ASGIToWSGI
+from ._file_wrapper import FileWrapper
 from ._interface import detect_interface, to_asgi, to_wsgi
 from ._mount import Mount
-from ._wsgi_to_asgi import FileWrapper, WSGIToASGI
+from ._wsgi_to_asgi import WSGIToASGI
 from .exceptions import (
     AppLoadError,
     ASGIProtocolError,

@@ -8,21 +8,14 @@ code of its own.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from .exceptions import ASGIProtocolError, BadRequest, WSGIProtocolError
+from .exceptions import ASGIProtocolError, BadRequest
 from .types import Environ, Scope
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
-
-# HTTP token characters (RFC 9110 section 5.6.2).
-_is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-# CR, LF and NUL would split or truncate a header line: response splitting.
-_STATUS = re.compile(r"([1-9][0-9]{2}) [^\r\n\x00]*")
 
 # Header name -> environ key, cached because real traffic repeats a small set of names
 # (names with "_" are not: whether they are kept depends on the adapter).
@@ -44,11 +37,6 @@ _HEADER_NAMES: dict[str, bytes | None] = {
 }
 _CGI_CONTENT_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _UNSEEN: Any = object()
-# Response status lines and header names already validated (apps use a handful).
-_CACHE_MAX = 1024
-_STATUS_CODES: dict[str, int] = {}
-_VALID_NAMES: dict[str, bytes] = {}
-_DECODED_NAMES: dict[bytes, str] = {}
 
 
 def _environ_key(name: bytes) -> str:
@@ -120,12 +108,18 @@ def build_environ(
     scope: Scope,
     *,
     keep_underscore_headers: bool = False,
-    max_duplicate_headers: int = 100,
+    max_duplicate_headers: int | None = 100,
 ) -> Environ:
     """Build the PEP 3333 environ for an ASGI ``http`` scope, without ``wsgi.input``.
 
+    The scope's ``headers`` (and each pair), ``client`` and ``server`` may be any
+    iterables, as the ASGI spec types them; each is read once. ``REQUEST_URI`` and
+    ``RAW_URI`` hold the request target as the client sent it (from ``raw_path``),
+    as gunicorn and werkzeug's server set them.
+
     :raises BadRequest: when a header is repeated more than ``max_duplicate_headers``
-        times, the framing headers are ambiguous, or the path cannot be represented.
+        times (None: no limit), the framing headers are ambiguous, or the path cannot
+        be represented.
     :raises ASGIProtocolError: when the scope itself is malformed (a server bug).
     """
     try:
@@ -138,21 +132,42 @@ def build_environ(
         ) from None
 
 
+def _request_uri(scope: Scope, query: bytes) -> str:
+    """The request target: ``raw_path`` (or the quoted ``path``), then ``?`` and the query."""
+    raw_path = scope.get("raw_path")
+    if raw_path:
+        target: str = raw_path.partition(b"?")[0].decode("latin-1")
+    else:
+        target = quote_from_bytes(
+            scope["path"].encode("utf-8", "surrogateescape"), safe=_RAW_PATH_SAFE
+        )
+    return target + "?" + query.decode("latin-1") if query else target
+
+
+def _pair(value: Any) -> Any:
+    """A scope's ``client`` or ``server`` as a subscriptable pair (the spec says iterable)."""
+    return value if value is None or type(value) in (tuple, list) else tuple(value)
+
+
 def _build_environ(
-    scope: Scope, keep_underscore_headers: bool, max_duplicate_headers: int
+    scope: Scope, keep_underscore_headers: bool, max_duplicate_headers: int | None
 ) -> Environ:
     method = scope["method"]
     if type(method) is not str:
         raise TypeError(f"'method' must be a str, not {type(method).__name__}")
     root_path = scope.get("root_path", "").rstrip("/")
     scheme = scope.get("scheme") or "http"
+    query: bytes = scope.get("query_string", b"")
+    uri = _request_uri(scope, query)
     environ: Environ = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": (
             root_path if root_path.isascii() else root_path.encode("utf-8").decode("latin-1")
         ),
         "PATH_INFO": _path_info(scope, root_path),
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "QUERY_STRING": query.decode("latin-1"),
+        "REQUEST_URI": uri,
+        "RAW_URI": uri,
         "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
@@ -182,7 +197,7 @@ def _build_environ(
             if values is None:
                 values = duplicates[key] = [environ[key]]
             values.append(value)
-            if len(values) > max_duplicate_headers:
+            if max_duplicate_headers is not None and len(values) > max_duplicate_headers:
                 raise BadRequest(
                     f"Header {name.decode('latin-1')!r} is repeated more than "
                     f"{max_duplicate_headers} times."
@@ -201,7 +216,7 @@ def _build_environ(
         # RFC 9112 6.3: a request smuggling vector; the server should have refused it.
         raise BadRequest("The request has both Content-Length and Transfer-Encoding.")
 
-    server = scope.get("server")
+    server = _pair(scope.get("server"))
     if server and server[1] is not None:
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1])
@@ -211,7 +226,7 @@ def _build_environ(
             host, port = environ.get("HTTP_HOST", "") or "localhost", ""
         environ["SERVER_NAME"] = host
         environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(scheme, "80")
-    client = scope.get("client")
+    client = _pair(scope.get("client"))
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
@@ -329,147 +344,3 @@ def content_length(environ: Environ) -> int | None:
     if not isinstance(value, str) or not value.isdigit() or not value.isascii():
         raise BadRequest(f"Invalid Content-Length {value!r}: expected a non-negative integer.")
     return int(value)
-
-
-def response_content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The Content-Length a response declares, None when it declares none.
-
-    :raises ValueError: when it is not a non-negative integer, or several
-        Content-Length headers disagree (RFC 9110 8.6: a response-splitting vector).
-    """
-    found: int | None = None
-    for name, value in headers:
-        if name == b"content-length":
-            if not value.isdigit():
-                raise ValueError(
-                    f"Expected Content-Length to be a non-negative integer, but got {value!r}."
-                )
-            length = int(value)
-            if found is not None and found != length:
-                raise ValueError(
-                    f"The response declares conflicting Content-Lengths {found} and {length}."
-                )
-            found = length
-    return found
-
-
-def parse_status(status: object) -> int:
-    """The status code of a PEP 3333 status line such as ``"200 OK"``.
-
-    :raises WSGIProtocolError: when the status is not a native string of a
-        three-digit code, a space and a reason phrase.
-    """
-    if type(status) is not str:
-        raise WSGIProtocolError(
-            f"Expected the status to be a str like '200 OK', but got {type(status).__name__}."
-        )
-    code = _STATUS_CODES.get(status)
-    if code is not None:
-        return code
-    match = _STATUS.fullmatch(status)
-    if match is None:
-        raise WSGIProtocolError(f"Expected a status line like '200 OK', but got {status!r}.")
-    code = int(match.group(1))
-    if len(_STATUS_CODES) < _CACHE_MAX:
-        _STATUS_CODES[status] = code
-    return code
-
-
-def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
-    """Validate PEP 3333 response headers and encode them for ASGI (names lower-cased).
-
-    :raises WSGIProtocolError: on anything but a list of ``(str, str)`` tuples, a name
-        that is not an HTTP token, or a value with CR, LF, NUL or non-latin-1 text.
-    """
-    if type(headers) is not list:
-        raise WSGIProtocolError(
-            f"Expected the response headers as a list, but got {type(headers).__name__}."
-        )
-    encoded: list[tuple[bytes, bytes]] = []
-    for header in headers:
-        if type(header) is not tuple or len(header) != 2:
-            raise WSGIProtocolError(
-                f"Expected each response header as a (name, value) tuple, but got {header!r}."
-            )
-        name, value = header
-        if type(name) is not str or type(value) is not str:
-            raise WSGIProtocolError(
-                f"Expected response header name and value as str, but got {header!r}."
-            )
-        try:
-            raw_name = _VALID_NAMES.get(name)
-            if raw_name is None:
-                raw_name = name.lower().encode("latin-1")
-                if not _is_token(raw_name):  # also rejects an empty name
-                    raise WSGIProtocolError(f"Invalid response header name {name!r}.")
-                if len(_VALID_NAMES) < _CACHE_MAX:
-                    _VALID_NAMES[name] = raw_name
-            raw_value = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise WSGIProtocolError(
-                f"Response header {header!r} holds text outside latin-1; encode it first."
-            ) from None
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise WSGIProtocolError(
-                f"Response header {name!r} has a CR, LF or NUL in its value {value!r}."
-            )
-        encoded.append((raw_name, raw_value.strip(b" \t")))
-    return encoded
-
-
-def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """ASGI response headers as PEP 3333 ``(str, str)`` pairs, validated.
-
-    Any iterable of pairs is read once, Content-Length included (see
-    :func:`response_content_length`).
-
-    :raises ASGIProtocolError: when a header is not a pair of bytes, would split
-        the response, or declares an invalid or conflicting Content-Length.
-    """
-    decoded: list[tuple[str, str]] = []
-    lengths: list[tuple[bytes, bytes]] | None = None
-    try:
-        for name, value in headers:
-            text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
-            if text_name is None:
-                if not _is_token(name):
-                    raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
-                text_name = name.decode("latin-1")
-                if type(name) is bytes and len(_DECODED_NAMES) < _CACHE_MAX:
-                    _DECODED_NAMES[name] = text_name
-            text_value = value.decode("latin-1")
-            if "\r" in text_value or "\n" in text_value or "\0" in text_value:
-                raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
-            if text_name == "content-length":
-                if lengths is None:
-                    lengths = []
-                lengths.append((name, value))
-            decoded.append((text_name, text_value))
-    except (TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, ASGIProtocolError):
-            raise
-        raise ASGIProtocolError(
-            f"Expected response headers as [name, value] pairs of bytes, but got {headers!r}."
-        ) from None
-    if lengths is not None:
-        try:
-            response_content_length(lengths)
-        except ValueError as exc:
-            raise ASGIProtocolError(str(exc)) from None
-    return decoded
-
-
-_REASONS: dict[int, str] = {}
-
-
-def status_line(code: int) -> str:
-    """``"404 Not Found"`` for 404: the PEP 3333 status string for an ASGI status code."""
-    line = _REASONS.get(code)
-    if line is None:
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = ""
-        line = f"{code} {phrase}"  # "599 " when there is no phrase: still "code space reason"
-        _REASONS[code] = line
-    return line

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextvars
 import importlib.util
 import logging
 import os
@@ -30,8 +31,9 @@ from typing import Any, Protocol
 import anyio
 from anyio.lowlevel import current_token
 
-from ._lifespan import Lifespan
+from ._lifespan import Lifespan, LifespanMode
 from ._threads import wake_without_preempting
+from .types import ASGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -93,19 +95,23 @@ class Job(Protocol):
 class LoopThread:
     """An event loop in a daemon thread: the app's lifespan, then one task per job.
 
-    ``lifespan`` runs its startup before :meth:`start` returns; :meth:`stop` runs its
-    shutdown, then cancels the jobs still running.
+    The app's lifespan (in ``mode``) runs its startup before :meth:`start` returns;
+    :meth:`stop` runs its shutdown, then cancels the jobs still running.
     """
 
     def __init__(
         self,
-        lifespan: Lifespan,
+        app: ASGIApp,
+        mode: LifespanMode,
         *,
         backend: str,
         backend_options: dict[str, Any] | None,
         lifespan_timeout: float,
     ) -> None:
-        self.lifespan = lifespan
+        self._app = app
+        self._mode = mode
+        self.lifespan: Lifespan
+        """The app's lifespan, made on the loop (its events belong to the loop's backend)."""
         self.pid = os.getpid()
         self._backend = backend
         self._backend_options = backend_options
@@ -114,6 +120,7 @@ class LoopThread:
         self._finished = threading.Event()
         self._startup_error: BaseException | None = None
         self.call_soon: CallSoon
+        self._context: contextvars.Context
         self.cancelled: type[BaseException]
         """The backend's cancellation exception."""
         self._stop: anyio.Event
@@ -160,7 +167,10 @@ class LoopThread:
 
     def _create_task(self, job: Job) -> None:
         assert self.asyncio_loop is not None
-        self._tasks.add(self.asyncio_loop.create_task(job.start(self)))
+        # In the loop's own context, not the posting thread's (which call_soon_threadsafe
+        # copies): that thread may run under another event loop's context (sniffio).
+        task = self._context.run(self.asyncio_loop.create_task, job.start(self))
+        self._tasks.add(task)
 
     def _wake_spawner(self) -> None:
         self._spawn_wanted.set()
@@ -187,12 +197,14 @@ class LoopThread:
 
     async def _main(self) -> None:
         self.call_soon = current_loop()[0]
+        self._context = contextvars.copy_context()
         self.cancelled = anyio.get_cancelled_exc_class()
         native = current_token().native_token
         if isinstance(native, asyncio.AbstractEventLoop):
             self.asyncio_loop = native
         self._stop = anyio.Event()
         self._spawn_wanted = anyio.Event()
+        self.lifespan = Lifespan(self._app, self._mode)
         async with anyio.create_task_group() as task_group:
             if self.asyncio_loop is None:
                 task_group.start_soon(self._spawner, task_group)

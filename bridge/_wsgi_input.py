@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterator
 
-from .exceptions import BadRequest
+from .exceptions import BodyTooLarge
 
 Fetch = Callable[[], tuple[bytes, bool]]
 """Returns the next body chunk and whether more follow; raises ClientDisconnected."""
@@ -41,13 +41,13 @@ class WSGIInput:
         self._limit = limit
         self._received = len(first)
         if limit is not None and self._received > limit:
-            raise _too_large(limit)
+            raise BodyTooLarge(limit)
 
     def _pull(self) -> bool:
         """Append the next chunk to the buffer; False at the end of the body."""
         if not self._more:
             if self._limit is not None and self._received > self._limit:
-                raise _too_large(self._limit)  # stays refused: never a silent short body
+                raise BodyTooLarge(self._limit)  # stays refused: never a silent short body
             return False
         chunk, self._more = self._fetch()
         if type(chunk) is not bytes:
@@ -60,7 +60,7 @@ class WSGIInput:
             self._received += len(chunk)
             if self._limit is not None and self._received > self._limit:
                 self._more = False
-                raise _too_large(self._limit)
+                raise BodyTooLarge(self._limit)
             self._chunks.append(chunk)
             self._buffered += len(chunk)
         return True
@@ -166,7 +166,3 @@ class WSGIInput:
 
     def close(self) -> None:
         """Nothing to release: the server owns the connection."""
-
-
-def _too_large(limit: int) -> BadRequest:
-    return BadRequest(f"The request body is larger than the limit of {limit} bytes.", 413)

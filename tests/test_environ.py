@@ -9,15 +9,8 @@ from wsgiref.validate import check_environ  # type: ignore[attr-defined]  # not 
 import pytest
 
 from bridge import ASGIProtocolError, BadRequest, WSGIProtocolError
-from bridge._environ import (
-    build_environ,
-    build_scope,
-    content_length,
-    decode_headers,
-    encode_headers,
-    parse_status,
-    status_line,
-)
+from bridge._environ import build_environ, build_scope, content_length
+from bridge._headers import decode_headers, encode_headers, parse_status, status_line
 from bridge._wsgi_input import WSGIInput
 from bridge.types import Environ, Scope
 
@@ -60,6 +53,8 @@ def test_every_cgi_variable_and_wsgi_key() -> None:
         "SCRIPT_NAME": "/app",
         "PATH_INFO": "/items",
         "QUERY_STRING": "a=1&b=2",
+        "REQUEST_URI": "/app/items?a=1&b=2",
+        "RAW_URI": "/app/items?a=1&b=2",
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": "2",
         "SERVER_NAME": "example.org",
@@ -468,9 +463,9 @@ def test_encode_headers(headers: list[tuple[str, str]], encoded: Headers) -> Non
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param((("X-A", "1"),), id="tuple-of-headers"),
         pytest.param({"X-A": "1"}, id="dict"),
-        pytest.param([["X-A", "1"]], id="list-pair"),
+        pytest.param([{"X-A": "1"}], id="dict-pair"),
+        pytest.param([["X-A", "1", "2"]], id="three-list"),
         pytest.param([("X-A", "1", "2")], id="three-tuple"),
         pytest.param([("X-A",)], id="one-tuple"),
         pytest.param([(b"X-A", "1")], id="bytes-name"),
@@ -677,10 +672,18 @@ def test_status_line(code: int, line: str) -> None:
 
 
 def test_decode_headers() -> None:
-    assert decode_headers([(b"x-a", b"caf\xe9"), (b"set-cookie", b"a=1")]) == [
-        ("x-a", "caf\xe9"),
-        ("set-cookie", "a=1"),
-    ]
+    assert decode_headers([(b"x-a", b"caf\xe9"), (b"set-cookie", b"a=1")]) == (
+        [("x-a", "caf\xe9"), ("set-cookie", "a=1")],
+        None,
+    )
+
+
+def test_decode_headers_returns_the_declared_length() -> None:
+    headers = [(b"content-length", b"12"), (b"Content-Length", b"12")]
+    assert decode_headers(headers) == (
+        [("content-length", "12"), ("Content-Length", "12")],
+        12,
+    )
 
 
 @pytest.mark.parametrize(

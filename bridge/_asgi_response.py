@@ -1,0 +1,138 @@
+"""An ASGI app's response, message by message: its phases and the check of each message.
+
+Pure, like h11's ``_state.py``: :func:`receive_message` takes the phase a response
+is in and the next message the app sent, and returns the phase it moves to and what
+the message means, or raises. ``ASGIToWSGI``'s loop side
+(:mod:`bridge._asgi_to_wsgi_task`) does the I/O.
+
+The phases, and the messages that move between them::
+
+    AWAITING_START --start--> STARTED --body(more)--> STREAMING --body--> COMPLETE
+          |                      |  \\                                         ^
+          |                      |   `--body / pathsend ----------------------'
+          `--- the client goes (any phase before COMPLETE) ---> DISCONNECTED
+
+Hints the bridge cannot carry (``http.response.push``, ``http.response.early_hint``)
+are accepted in any phase and mean nothing. Other extensions are not advertised, so
+an app that sends them broke the spec.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from ._headers import decode_headers, status_line
+from .exceptions import ASGIProtocolError, ClientDisconnected
+from .types import Message
+
+HINTS = frozenset({"http.response.push", "http.response.early_hint"})
+"""Messages that only hint at what comes next: dropped where they cannot be carried."""
+
+
+class Phase(enum.Enum):
+    """How far the app's response has come."""
+
+    AWAITING_START = "awaiting 'http.response.start'"
+    STARTED = "started"
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    DISCONNECTED = "disconnected"
+    """The WSGI server closed the response before it was complete: the client left."""
+
+
+class Head(NamedTuple):
+    """``http.response.start``: the status line and headers, as PEP 3333 wants them."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    code: int
+    length: int | None
+    """The declared Content-Length, None when there is none."""
+
+
+class Body(NamedTuple):
+    """``http.response.body``."""
+
+    data: bytes
+    more: bool
+
+
+class PathSend(NamedTuple):
+    """``http.response.pathsend``: the path as the app gave it."""
+
+    path: str
+
+
+Meaning = Head | Body | PathSend | None
+"""What a message means for the response; None for a hint that is dropped."""
+
+
+def receive_message(phase: Phase, message: Message) -> tuple[Phase, Meaning]:
+    """Check the app's next ``message`` against ``phase``.
+
+    :returns: the phase the response moves to, and what the message means.
+    :raises ClientDisconnected: for a response message once the client has gone.
+    :raises ASGIProtocolError: for a message the ASGI spec does not allow here.
+    """
+    if type(message) is not dict and not isinstance(message, Mapping):
+        raise ASGIProtocolError(
+            f"Expected an ASGI message (a dict), but got {type(message).__name__}."
+        )
+    kind = message.get("type")
+    if kind == "http.response.body":
+        if phase is Phase.STARTED or phase is Phase.STREAMING:
+            body = _body_bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            return (Phase.STREAMING if more else Phase.COMPLETE), Body(body, more)
+    elif kind == "http.response.start":
+        if phase is Phase.AWAITING_START:
+            return Phase.STARTED, _head(message)
+    elif kind == "http.response.pathsend":
+        if phase is Phase.STARTED:
+            path = message.get("path")
+            if not isinstance(path, str) or not path:
+                raise ASGIProtocolError(f"Expected 'path' to be a str, but got {path!r}.")
+            return Phase.COMPLETE, PathSend(path)
+    elif kind in HINTS:
+        return phase, None
+    elif kind == "http.response.trailers":
+        raise ASGIProtocolError(
+            "WSGI cannot carry 'http.response.trailers'; the bridge does not advertise "
+            "the trailers extension."
+        )
+    else:
+        raise ASGIProtocolError(f"Expected an 'http.response.*' ASGI message, but got {kind!r}.")
+    raise _out_of_order(phase, kind)
+
+
+def _out_of_order(phase: Phase, kind: object) -> Exception:
+    if phase is Phase.DISCONNECTED:
+        return ClientDisconnected("The client disconnected; the WSGI server closed the response.")
+    if phase is Phase.AWAITING_START:
+        return ASGIProtocolError(f"Expected ASGI message 'http.response.start', but got {kind!r}.")
+    if phase is Phase.COMPLETE:
+        return ASGIProtocolError(f"Got ASGI message {kind!r} after the response was complete.")
+    if kind == "http.response.start":
+        return ASGIProtocolError("Got ASGI message 'http.response.start' a second time.")
+    return ASGIProtocolError(
+        "Got ASGI message 'http.response.pathsend' after 'http.response.body'; it must "
+        "be the response's only body message."
+    )
+
+
+def _head(message: Message) -> Head:
+    status = message.get("status")
+    if type(status) is not int or not 100 <= status <= 999:
+        raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
+    headers, length = decode_headers(message.get("headers", ()))
+    return Head(status_line(status), headers, status, length)
+
+
+def _body_bytes(body: object) -> bytes:
+    if type(body) is bytes:
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    raise ASGIProtocolError(f"Expected 'body' to be bytes, but got {type(body).__name__}.")

@@ -1,0 +1,421 @@
+"""One request under ``ASGIToWSGI``, in the WSGI server's thread.
+
+Theory of operation
+-------------------
+The WSGI server's thread owns every blocking call of the request (``wsgi.input``,
+``start_response``, the server's socket through the iterable it gets back); the
+app's task (:class:`bridge._asgi_to_wsgi_task.AppTask`) never touches them.
+
+1. :meth:`WSGICall.respond` builds the scope, reads a small body at once when the
+   client does not wait for ``100 Continue`` (so the app's first ``receive()`` needs
+   no hop back here), starts the app's task on the loop, and waits for the response
+   head, serving the app's body reads meanwhile. ``response_timeout`` bounds that
+   wait (504).
+2. It calls ``start_response`` and returns an iterable: the whole body when it came
+   in one message, else a stream whose ``__next__`` keeps taking from the outbox, or
+   the server's ``wsgi.file_wrapper`` for ``pathsend``.
+3. The WSGI server calls the iterable's ``close()``. After the whole response (or
+   the whole declared Content-Length) it waits for the app's task to end, so work the
+   app does after its response is finished, and raises the app's exception there,
+   as itself. ``after_response="detach"`` leaves instead, and the task logs its own
+   errors; ``after_response_timeout`` bounds the wait. A ``close()`` before the end
+   means the client left: the task is told, and the thread goes.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from ._asgi_response import Body
+from ._asgi_to_wsgi_task import DISCONNECT, AppTask, Ended, File, Item, NeedBody, Start
+from ._environ import build_scope, content_length
+from ._headers import status_line
+from ._loop import LoopThread, post
+from ._streams import ToThread
+from .exceptions import ASGIProtocolError, BadRequest, BodyTooLarge, ClientDisconnected
+from .types import Environ, Message, StartResponse
+
+if TYPE_CHECKING:
+    from ._asgi_to_wsgi import ASGIToWSGI
+
+logger = logging.getLogger("bridge")
+
+CHUNK: Final = 65536
+"""Bytes read from ``wsgi.input`` or a file at a time."""
+_EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
+
+
+class _State(enum.Enum):
+    """Where the WSGI server's side of the request stands."""
+
+    WAITING = "waiting for the response head"
+    STREAMING = "streaming the response"
+    DELIVERED = "the whole response is with the server"
+    LEFT = "left"  # the server closed early, or the thread stopped waiting
+    DONE = "done"  # the app's task ended and the thread knows how
+
+
+class _Input(enum.Enum):
+    """How reading the request body went."""
+
+    OPEN = "open"
+    CUT = "cut"  # the client went away before the whole body came
+    TOO_LARGE = "too large"  # over max_body_size: the bridge stopped reading
+
+
+class WSGICall:
+    """The WSGI server's side of one request, in its thread."""
+
+    __slots__ = (
+        "_adapter",
+        "_body_left",
+        "_environ",
+        "_input",
+        "_loop",
+        "_outbox",
+        "_received",
+        "_start_response",
+        "_state",
+        "_task",
+    )
+
+    def __init__(
+        self, adapter: ASGIToWSGI, loop: LoopThread, environ: Environ, start_response: StartResponse
+    ) -> None:
+        self._adapter = adapter
+        self._loop = loop
+        self._environ = environ
+        self._start_response = start_response
+        self._outbox: ToThread[Item] = ToThread(
+            loop.call_soon, loop.asyncio_loop, adapter.high_water
+        )
+        self._state = _State.WAITING
+        self._body_left: int | None = None  # request bytes still to read; None: to EOF
+        self._received = 0
+        self._input = _Input.OPEN
+        self._task: AppTask
+
+    def respond(self) -> Any:
+        """Run the request; returns the WSGI response iterable."""
+        try:
+            first = self._plan_body()
+            scope = build_scope(self._environ, extensions={"http.response.pathsend": {}})
+        except BadRequest as exc:
+            logger.info("Refused a request: %s", exc)
+            return self._plain(exc.status_hint, str(exc))
+        lifespan = self._loop.lifespan
+        if lifespan.supported:
+            scope["state"] = lifespan.state.copy()
+        self._task = AppTask(self._adapter.app, scope, self._outbox, self._loop, first)
+        self._loop.spawn(self._task)
+        return self._await_head()
+
+    def _plan_body(self) -> Message | None:
+        """Check the declared body; read it now when that spares the app a hop."""
+        environ = self._environ
+        length = content_length(environ)
+        limit = self._adapter.max_body_size
+        if limit is not None and length is not None and length > limit:
+            raise BodyTooLarge(limit)
+        if length is None and not environ.get("wsgi.input_terminated"):
+            length = 0  # PEP 3333: without CONTENT_LENGTH there is no body to read.
+        self._body_left = length
+        if length == 0:
+            return _EMPTY_BODY
+        if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
+            return None  # the client sends its body only once the app asks for it
+        if length is not None and length <= CHUNK:
+            return self._read_body()
+        if length is None and _framed_without_body(environ):
+            # The server answers at once, so the first read is made here: an app that
+            # calls receive() on a GET needs no hop back to this thread for it.
+            return self._read_body()
+        return None
+
+    def _await_head(self) -> Any:
+        timeout = self._adapter.response_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                item = self._next_item(deadline)
+            except queue.Empty:
+                self._state = _State.LEFT
+                self._outbox.leave()
+                post(self._loop.call_soon, self._task.cancel)
+                logger.error(
+                    "The ASGI app did not start a response within %s s; answering 504.", timeout
+                )
+                return self._plain(504, "Gateway Timeout")
+            if type(item) is Start:
+                self._start_response(item.status, item.headers)
+                if not item.more:
+                    self._state = _State.DELIVERED
+                    return _Whole(self, item.body)
+                self._state = _State.STREAMING
+                return _Stream(self, item.body)
+            if type(item) is File:
+                self._start_response(item.status, item.headers)
+                self._state = _State.DELIVERED
+                return self._send_file(item.path)
+            assert type(item) is Ended
+            return self._ended_before_response(item.error)
+
+    def _ended_before_response(self, error: BaseException | None) -> Any:
+        self._state = _State.DONE
+        if self._input is _Input.TOO_LARGE:
+            # The bridge's own limit ended the body: its answer, whatever the app made of
+            # the disconnect it was given.
+            exc = BodyTooLarge(self._adapter.max_body_size or 0)
+            logger.info("Answering 413: %s", exc)
+            return self._plain(413, str(exc))
+        if error is not None:
+            raise error
+        if self._input is _Input.CUT:  # not answering a client that has gone is allowed
+            raise ClientDisconnected("The client disconnected before the response.")
+        raise ASGIProtocolError("The ASGI app returned without starting a response.")
+
+    def next_chunk(self) -> bytes | None:
+        """The next body chunk of a streamed response; None at its end.
+
+        :raises: the app's exception when it ended mid-response.
+        """
+        if self._state is not _State.STREAMING:
+            return None
+        while True:
+            item = self._next_item()
+            if type(item) is Body:
+                if not item.more:
+                    self._state = _State.DELIVERED
+                    return item.data or None
+                if item.data:
+                    return item.data
+                continue
+            self._state = _State.DONE
+            if type(item) is Ended and item.error is not None:
+                raise item.error
+            raise ASGIProtocolError("The ASGI app returned before completing its response.")
+
+    def finish(self) -> None:
+        """The WSGI server closed the response iterable."""
+        state = self._state
+        if state is _State.DONE or state is _State.LEFT:
+            return
+        if state is not _State.DELIVERED:
+            self._leave()
+            post(self._loop.call_soon, self._task.client_left)
+            return
+        if self._adapter.after_response == "detach":
+            self._leave()
+            return
+        self._wait_for_the_app()
+
+    def _wait_for_the_app(self) -> None:
+        timeout = self._adapter.after_response_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                item = self._next_item(deadline)
+            except queue.Empty:
+                logger.warning(
+                    "The ASGI app was still running %s s after its response to %s "
+                    "(after_response_timeout); it goes on, and its errors are logged.",
+                    timeout,
+                    self._environ.get("PATH_INFO"),
+                )
+                self._leave()
+                return
+            if type(item) is Ended:
+                self._state = _State.DONE
+                if item.error is not None:
+                    raise item.error
+                return
+            # The app's last body messages after the declared length: nothing to send.
+
+    def _leave(self) -> None:
+        """Stop reading the outbox; an end that came meanwhile is logged, not lost."""
+        self._state = _State.LEFT
+        self._outbox.leave()
+        while (item := self._outbox.get_nowait()) is not None:
+            if type(item) is Ended and item.error is not None:
+                logger.error(
+                    "Exception in the ASGI app after its response to %s.",
+                    self._environ.get("PATH_INFO"),
+                    exc_info=item.error,
+                )
+
+    def _next_item(self, deadline: float | None = None) -> Start | Body | File | Ended:
+        """The next item from the app's task, serving its body reads meanwhile."""
+        outbox = self._outbox
+        while True:
+            if deadline is None:
+                item = outbox.get()
+            else:
+                item = outbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            if not isinstance(item, NeedBody):
+                return item
+            try:
+                message = self._read_body()
+            except BadRequest:
+                # The server's own input is broken: end the app's wait, then fail.
+                post(self._loop.call_soon, self._task.body_arrived, DISCONNECT)
+                raise
+            post(self._loop.call_soon, self._task.body_arrived, message)
+
+    def _read_body(self) -> Message:
+        left = self._body_left
+        stream = self._environ.get("wsgi.input")
+        if stream is None:
+            raise BadRequest("The WSGI server's environ has no 'wsgi.input'.")
+        try:
+            data = stream.read(CHUNK if left is None else min(CHUNK, left))
+        except Exception as exc:  # the server's input raises its own types on a cut upload
+            logger.info("Reading the request body failed (%r); treating it as a disconnect.", exc)
+            self._input = _Input.CUT
+            return DISCONNECT
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise BadRequest(
+                    f"The WSGI server's wsgi.input returned {type(data).__name__}, not bytes."
+                )
+            data = bytes(data)
+        self._received += len(data)
+        limit = self._adapter.max_body_size
+        if limit is not None and self._received > limit:
+            self._input = _Input.TOO_LARGE
+            return DISCONNECT
+        if left is None:
+            more = bool(data)
+        else:
+            left -= len(data)
+            self._body_left = left
+            if left and not data:
+                self._input = _Input.CUT  # the client closed before sending CONTENT_LENGTH bytes
+                return DISCONNECT
+            more = left > 0
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    def _send_file(self, path: str) -> Any:
+        file = _ClosingFile(open(path, "rb"), self)  # closed by the server
+        wrapper = self._environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            return wrapper(file, CHUNK)
+        return _FileStream(file)
+
+    def _plain(self, status: int, text: str) -> list[bytes]:
+        body = text.encode("utf-8")
+        self._start_response(
+            status_line(status),
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
+def _framed_without_body(environ: Environ) -> bool:
+    """HTTP/1 framing says a ``wsgi.input_terminated`` request has no body.
+
+    RFC 9112 6.3: without Content-Length or Transfer-Encoding a request has no
+    body; gunicorn, for one, marks every request's input as terminated.
+    """
+    return (
+        "HTTP_TRANSFER_ENCODING" not in environ
+        and environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/1.0")
+        and "wsgi.input" in environ
+    )
+
+
+class _Whole:
+    """The iterable of a response whose body came whole: one chunk."""
+
+    __slots__ = ("_body", "_call")
+
+    def __init__(self, call: WSGICall, body: bytes) -> None:
+        self._call = call
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._body,))
+
+    def __len__(self) -> int:
+        return 1  # waitress, for one, then sets Content-Length itself
+
+    def close(self) -> None:
+        self._call.finish()
+
+
+class _Stream:
+    """The iterable of a streamed response."""
+
+    __slots__ = ("_call", "_first")
+
+    def __init__(self, call: WSGICall, first: bytes) -> None:
+        self._call = call
+        self._first: bytes | None = first
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        chunk = self._call.next_chunk()
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self._call.finish()
+
+
+class _ClosingFile:
+    """A file for ``pathsend`` whose ``close()`` also ends the request.
+
+    The server's ``wsgi.file_wrapper`` gets this object, so that it can still send
+    the file its own way (``sendfile``) and its ``close()`` reaches the request.
+    """
+
+    __slots__ = ("_call", "_file")
+
+    def __init__(self, file: Any, call: WSGICall) -> None:
+        self._file = file
+        self._call = call
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._file.read(size)
+        return data
+
+    def fileno(self) -> int:
+        fileno: int = self._file.fileno()
+        return fileno
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            self._call.finish()
+
+
+class _FileStream:
+    """``pathsend`` without a ``wsgi.file_wrapper``: the file in blocks."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file: _ClosingFile) -> None:
+        self._file = file
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self._file.read
+        while block := read(CHUNK):
+            yield block
+
+    def close(self) -> None:
+        self._file.close()

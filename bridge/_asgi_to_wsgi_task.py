@@ -1,0 +1,332 @@
+"""One request under ``ASGIToWSGI``, on the adapter's event loop: the app's task.
+
+Theory of operation
+-------------------
+The WSGI server's thread (:class:`bridge._asgi_to_wsgi_call.WSGICall`) and this task
+share one :class:`~bridge._streams.ToThread`, the *outbox*, and nothing else: the
+thread reaches the task only by posting a callback to the loop.
+
+* ``send()`` checks each message against the response's phase
+  (:func:`bridge._asgi_response.receive_message`) and puts what the thread needs in
+  the outbox. The head waits for the first body message, so the thread is woken once
+  for both (:class:`Start`). Body bytes with more to follow count against
+  ``high_water``; above it ``send()`` waits until the thread has taken them
+  (back-pressure).
+* ``receive()`` asks the thread for request body (:data:`NEED_BODY`); the thread reads
+  ``wsgi.input`` and posts the message back (:meth:`AppTask.body_arrived`). A small
+  body may be here before the task starts. Once the body is complete, ``receive()``
+  waits until the response is complete or the client left, then returns
+  ``http.disconnect``.
+* When the app declared a Content-Length, the body that fills it ends the thread's
+  response at once, as a WSGI server stops at the declared length; the app may still
+  send its last, empty message, and is not told of a disconnect meanwhile.
+* When the WSGI server closes the response before its end (the client went away),
+  the thread posts :meth:`AppTask.client_left`: the response becomes DISCONNECTED,
+  ``receive()`` returns ``http.disconnect`` and ``send()`` raises
+  :class:`~bridge.ClientDisconnected`.
+* When the task ends, :class:`Ended` carries its exception to the thread, which
+  raises it: before the response (the server answers 500), mid-response (the
+  connection drops) or from the iterable's ``close()``. When the thread has left
+  already, the task logs it instead: after a disconnect the app was told of, at
+  debug in one line, as servers log a client that left; otherwise at error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+from collections.abc import Coroutine
+from typing import Any, Final, NamedTuple
+
+import anyio
+
+from ._asgi_response import Body, Head, PathSend, Phase, receive_message
+from ._content_length import DeclaredLength
+from ._loop import LoopThread
+from ._streams import ToThread, Waiter, wake
+from .exceptions import ASGIProtocolError, ClientDisconnected, ShuttingDown
+from .types import ASGIApp, Message, Scope
+
+logger = logging.getLogger("bridge")
+
+DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+_SETTLED: Final = frozenset({Phase.COMPLETE, Phase.DISCONNECTED})
+
+
+class NeedBody(NamedTuple):
+    """The app called ``receive()`` for request body: the thread reads ``wsgi.input``."""
+
+
+NEED_BODY: Final = NeedBody()
+
+
+class Start(NamedTuple):
+    """The response head with its first body message."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    more: bool
+
+
+class File(NamedTuple):
+    """The response head, and a file to send as the whole body (``pathsend``)."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    path: str
+
+
+class Ended(NamedTuple):
+    """The app's task ended, with the exception that ended it, if any."""
+
+    error: BaseException | None
+
+
+Item = NeedBody | Start | Body | File | Ended
+"""What the task puts in the outbox for the thread."""
+
+
+class _Body(enum.Enum):
+    """How far the request body has come, as the app reads it."""
+
+    UNREAD = "unread"  # more may come; nobody asked the thread for it
+    ASKED = "asked"  # a receive() waits for the thread to read wsgi.input
+    COMPLETE = "complete"  # the app has the last chunk
+
+
+class AppTask:
+    """The app's side of one request: its task, ``receive()`` and ``send()``, on the loop."""
+
+    __slots__ = (
+        "_app",
+        "_body",
+        "_body_ready",
+        "_drained",
+        "_head",
+        "_length",
+        "_loop",
+        "_next",
+        "_outbox",
+        "_phase",
+        "_scope",
+        "_settled",
+        "_task",
+        "_told",
+        "_trio_scope",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        outbox: ToThread[Item],
+        loop: LoopThread,
+        first: Message | None,
+    ) -> None:
+        self._app = app
+        self._scope = scope
+        self._outbox = outbox
+        self._loop = loop
+        self._next = first  # a request message the app has not received yet
+        self._body = _Body.UNREAD
+        self._body_ready: anyio.Event | None = None
+        self._phase = Phase.AWAITING_START
+        self._head: Head | None = None  # held until the first body message
+        self._length: DeclaredLength | None = None
+        self._settled: anyio.Event | None = None  # set once COMPLETE or DISCONNECTED
+        self._drained: Waiter | None = None
+        self._told = False  # the app has seen the disconnect
+        self._task: asyncio.Task[Any] | None = None
+        self._trio_scope: anyio.CancelScope | None = None
+
+    def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
+        """The coroutine of the app's task (:class:`bridge._loop.Job`)."""
+        return self._run()
+
+    # Posted by the thread.
+
+    def body_arrived(self, message: Message) -> None:
+        """The thread read ``message`` from ``wsgi.input`` for the waiting ``receive()``."""
+        self._next = message
+        if self._body is _Body.ASKED:
+            self._body = _Body.UNREAD
+        if self._body_ready is not None:
+            self._body_ready.set()
+
+    def client_left(self) -> None:
+        """The WSGI server closed the response before its end: the client went away."""
+        if self._phase is not Phase.COMPLETE:
+            self._phase = Phase.DISCONNECTED
+        self._settle()
+        if self._body is _Body.ASKED:
+            self.body_arrived(DISCONNECT)
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            wake(drained)
+
+    def cancel(self) -> None:
+        """Cancel the app: the thread gave up waiting for the response."""
+        self.client_left()
+        if self._task is not None:
+            self._task.cancel()
+        elif self._trio_scope is not None:
+            self._trio_scope.cancel()
+        # Not started yet: _run() sees DISCONNECTED and never calls the app.
+
+    # The app's task.
+
+    async def _run(self) -> None:
+        loop = self._loop
+        if loop.asyncio_loop is not None:
+            self._task = asyncio.current_task()
+        if self._phase is Phase.DISCONNECTED:
+            loop.forget(self._task)
+            return  # cancelled before it started: the thread has answered already
+        error: BaseException | None = None
+        try:
+            if self._task is not None:
+                await self._app(self._scope, self.receive, self.send)
+            else:
+                with anyio.CancelScope() as self._trio_scope:
+                    await self._app(self._scope, self.receive, self.send)
+                if self._trio_scope.cancelled_caught:
+                    error = ShuttingDown(
+                        "The ASGI app's task was cancelled: the bridge cancelled it."
+                    )
+        except BaseException as exc:
+            if isinstance(exc, loop.cancelled):
+                why = "the process is shutting down" if loop.stopping else "the bridge cancelled it"
+                error = ShuttingDown(f"The ASGI app's task was cancelled: {why}.")
+                raise
+            error = exc
+        finally:
+            self._end(error)
+            del error
+            loop.forget(self._task)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._outbox.finish(Ended(error)):
+            return  # the thread takes it from here
+        if isinstance(error, ShuttingDown):
+            return  # the thread gave up on the response and said why
+        if self._phase is Phase.DISCONNECTED and (error is None or self._told):
+            ending = "" if error is None else f"; the app ended with {error!r}"
+            logger.debug("The client went away from %s%s.", _target(self._scope), ending)
+        elif error is not None:
+            logger.error(
+                "Exception in the ASGI app after the WSGI server left the response to %s.",
+                _target(self._scope),
+                exc_info=error,
+            )
+
+    async def receive(self) -> Message:
+        while True:
+            message = self._next
+            if message is not None:
+                self._next = None
+                if message is DISCONNECT:
+                    self.client_left()
+                    self._told = True
+                elif not message.get("more_body", False):
+                    self._body = _Body.COMPLETE
+                return message
+            if self._body is _Body.ASKED:
+                # Another receive() waits for the body: the next chunk is its.
+                assert self._body_ready is not None
+                await self._body_ready.wait()
+                continue
+            if self._body is _Body.COMPLETE or self._phase in _SETTLED:
+                return await self._disconnect()
+            self._body = _Body.ASKED
+            self._body_ready = anyio.Event()
+            self._outbox.put(NEED_BODY)
+            await self._body_ready.wait()
+
+    async def _disconnect(self) -> Message:
+        """``http.disconnect``, once the response is complete or the client left."""
+        if self._phase not in _SETTLED:
+            if self._settled is None:
+                self._settled = anyio.Event()
+            await self._settled.wait()
+        if self._phase is Phase.DISCONNECTED:
+            self._told = True
+        return DISCONNECT
+
+    def _settle(self) -> None:
+        if self._settled is not None:
+            self._settled.set()
+
+    async def send(self, message: Message) -> None:
+        if self._outbox.left and self._phase not in _SETTLED:
+            self.client_left()  # before its posted call arrives: the app may never yield
+        if self._phase is Phase.DISCONNECTED:
+            self._told = True  # receive_message() raises ClientDisconnected for it
+        self._phase, meaning = receive_message(self._phase, message)
+        if type(meaning) is Body:
+            await self._send_body(meaning)
+        elif type(meaning) is Head:
+            self._head = meaning
+            method = self._scope["method"]
+            self._length = DeclaredLength(meaning.length, method=method, status=meaning.code)
+        elif type(meaning) is PathSend:
+            self._send_file(meaning.path)
+        else:
+            logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
+
+    async def _send_body(self, body: Body) -> None:
+        data, more = body
+        length = self._length
+        assert length is not None
+        if length.remaining is not None:
+            if len(data) > length.remaining:
+                raise ASGIProtocolError(
+                    f"The ASGI app sent more than its declared Content-Length "
+                    f"({length.remaining} bytes were left, the message has {len(data)})."
+                )
+            if length.complete and self._head is None:  # the thread's response has ended
+                if not more:
+                    self._settle()
+                return
+            length.clip(data)
+            if not more and length.shortfall():
+                raise ASGIProtocolError(
+                    f"The ASGI app ended its response {length.shortfall()} bytes short of "
+                    "its declared Content-Length."
+                )
+            if length.complete:
+                more = False  # the thread's response ends here, as a WSGI server's would
+        if not more:
+            if not body.more:
+                self._settle()
+        elif not data:
+            return
+        head = self._head
+        size = len(data) if more else 0
+        if head is not None:
+            self._head = None
+            drained = self._outbox.put(Start(head.status, head.headers, data, more), size)
+        else:
+            drained = self._outbox.put(Body(data, more), size)
+        if drained is not None:
+            self._drained = drained
+            await drained
+            if self._phase is Phase.DISCONNECTED:
+                self._told = True
+                raise ClientDisconnected(
+                    "The client disconnected; the WSGI server closed the response."
+                )
+
+    def _send_file(self, path: str) -> None:
+        head = self._head
+        assert head is not None
+        self._head = None
+        # As the app would open it: a relative path is relative to the working directory.
+        self._outbox.put(File(head.status, head.headers, os.path.abspath(path)))
+        self._settle()
+
+
+def _target(scope: Scope) -> str:
+    return f"{scope.get('method', '')} {scope.get('path', '')!r}"

@@ -1,0 +1,119 @@
+"""A WSGI app's response as PEP 3333 rules it: its phases and the check of each call.
+
+Pure, like :mod:`bridge._asgi_response` for the other direction: a
+:class:`WSGIResponse` takes the app's ``start_response()`` calls and body chunks,
+checks each against the phase the response is in, and says what may be sent.
+``WSGIToASGI``'s worker (:mod:`bridge._wsgi_to_asgi_worker`) does the I/O.
+
+The phases::
+
+    AWAITING_START --start_response()--> HEADERS_HELD --first body bytes--> HEADERS_SENT
+                                          ^        |
+                                          `--------'  start_response(..., exc_info)
+                                                      replaces the held headers
+
+PEP 3333 holds the headers until the first non-empty chunk (or a ``write()``, or the
+end), so an error before that can still replace them. Once they are sent, a
+``start_response()`` with ``exc_info`` re-raises that exception instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from ._content_length import DeclaredLength
+from ._headers import encode_headers, parse_status, response_content_length
+from .exceptions import WSGIProtocolError
+from .types import ExcInfo
+
+
+class Phase(enum.Enum):
+    AWAITING_START = "start_response() not called"
+    HEADERS_HELD = "headers held until the first body bytes"
+    HEADERS_SENT = "headers sent"
+
+
+class WSGIResponse:
+    """The response of one WSGI call, checked as it is made."""
+
+    __slots__ = ("handled", "headers", "length", "method", "phase", "status")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.phase = Phase.AWAITING_START
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.length = DeclaredLength(None)
+        self.handled: BaseException | None = None
+        """The exception the app handled with ``exc_info`` before its headers went out."""
+
+    def start(self, status: object, headers: object, exc_info: ExcInfo | None) -> None:
+        """``start_response(status, headers, exc_info)``.
+
+        :raises: ``exc_info``'s exception once the headers are sent (PEP 3333).
+        :raises WSGIProtocolError: on a second call without ``exc_info``, or a
+            malformed status or header.
+        """
+        if exc_info is not None and exc_info[1] is not None:
+            try:
+                if self.phase is Phase.HEADERS_SENT:
+                    raise exc_info[1].with_traceback(exc_info[2])
+                self.handled = exc_info[1]
+            finally:
+                exc_info = None  # no reference cycle through the traceback
+        elif self.phase is not Phase.AWAITING_START:
+            raise WSGIProtocolError(
+                "start_response() was called a second time without exc_info; pass "
+                "sys.exc_info() to replace the headers of a failed response."
+            )
+        code = parse_status(status)
+        encoded = encode_headers(headers)
+        try:
+            declared = response_content_length(encoded)
+        except ValueError as exc:
+            raise WSGIProtocolError(str(exc)) from None
+        self.status = code
+        self.headers = encoded
+        self.length = DeclaredLength(declared, method=self.method, status=code)
+        self.phase = Phase.HEADERS_HELD
+
+    def chunk(self, data: Any) -> bytes:
+        """A body chunk as the bytes to send: clipped at the declared length.
+
+        :raises WSGIProtocolError: when it is not bytes, or comes before
+            ``start_response()``.
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise WSGIProtocolError(
+                    f"Expected the response body as bytes, but got {type(data).__name__}; "
+                    "encode text before returning it."
+                )
+            data = bytes(data)
+        if self.phase is Phase.AWAITING_START:
+            raise WSGIProtocolError("The app produced a response without calling start_response().")
+        return self.length.clip(data)
+
+    def send_headers(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """The status and headers, now that they go out.
+
+        :raises WSGIProtocolError: before ``start_response()``.
+        """
+        if self.phase is Phase.AWAITING_START:
+            raise WSGIProtocolError("The app produced a response without calling start_response().")
+        self.phase = Phase.HEADERS_SENT
+        return self.status, self.headers
+
+    def check_end(self) -> None:
+        """The body has ended.
+
+        :raises WSGIProtocolError: when it is short of the declared Content-Length;
+            the connection must be aborted so the client does not wait for the rest.
+        """
+        missing = self.length.shortfall()
+        if missing:
+            raise WSGIProtocolError(
+                f"The app declared Content-Length but its body was {missing} bytes short; "
+                "the connection is aborted so the client does not wait for the rest."
+            )

@@ -1,0 +1,454 @@
+"""One request under ``WSGIToASGI``, on the ASGI server's loop: the pump.
+
+Theory of operation
+-------------------
+The pump is the ASGI call the server made; the worker
+(:mod:`bridge._wsgi_to_asgi_worker`) runs the WSGI app in a pool thread. They share
+one :class:`~bridge._streams.ToLoop` channel (response items, worker to pump) and,
+when the request has a body, one :class:`~bridge._streams.ToThread` (body chunks,
+pump to worker).
+
+1. The pump builds the environ, takes a token from the adapter's capacity limiter
+   (so at most ``max_threads`` apps run at once; the rest wait on the loop, which
+   stays free) and submits the worker.
+2. It takes every pending item at once, joins small chunks up to ``chunk_size`` and
+   awaits ``send()``. Servers flush before ``send()`` returns and the channel holds at
+   most ``high_water`` bytes, so a slow client blocks the worker in ``put()``:
+   back-pressure, with bounded memory.
+3. The pump is the one caller of ``receive()`` until the *receiver* task starts. A
+   small declared body (Content-Length up to 64 KiB, no ``Expect: 100-continue``) is
+   received before the worker starts, so it costs no hop at all. Otherwise the
+   worker's first read of ``wsgi.input`` puts ``NEED_BODY``, and the pump receives the
+   first message itself: a body in one message costs one hop and no task. If more
+   follows, the receiver starts and reads the body ahead of the app, at most
+   ``high_water`` bytes ahead. A disconnect before the body's end makes the read
+   raise ``ClientDisconnected``, never a silent short body.
+4. Once a response streams, the receiver runs too: after the body it waits for
+   ``http.disconnect`` (some servers make ``send()`` a silent no-op after a
+   disconnect). A disconnect aborts the channel: the worker's next ``put()`` raises
+   ``ClientDisconnected``, iteration stops and the iterable's ``close()`` runs.
+5. The worker's last item carries the exception that ended the request, raised here
+   once the response is out, so the ASGI server sees it; after a disconnect, the one
+   the disconnect caused is logged at debug in one line instead. The limiter token
+   is released by whichever of the pump and the worker ends second.
+
+On asyncio the receiver is a bare task, started only when needed (an anyio task
+group costs more than the rest of a small request); elsewhere the relay runs inside
+a task group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.abc
+
+from ._environ import build_environ
+from ._file_wrapper import FileWrapper
+from ._loop import current_loop
+from ._streams import ToLoop, ToThread, new_waiter, wake
+from ._threads import pool
+from ._wsgi_input import WSGIInput
+from ._wsgi_to_asgi_worker import (
+    Chunk,
+    Complete,
+    Done,
+    End,
+    Item,
+    NeedBody,
+    PathSend,
+    RequestBody,
+    Start,
+    Worker,
+)
+from .exceptions import BadRequest, BodyTooLarge, ClientDisconnected
+from .types import Environ, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from ._wsgi_to_asgi import WSGIToASGI
+
+logger = logging.getLogger("bridge")
+
+SMALL_BODY: Final = 65536
+"""A declared body up to this size is received before the app starts."""
+
+
+class _Stage(enum.Enum):
+    """How far the exchange with the ASGI server has come."""
+
+    SENDING = "sending"  # the response head has not gone out yet
+    STARTED = "started"  # http.response.start has gone out
+    GONE = "gone"  # the client went away: nothing more is sent
+
+
+class Pump:
+    """The ASGI side of one request under ``WSGIToASGI``, on the server's loop."""
+
+    __slots__ = (
+        "_body",
+        "_body_complete",
+        "_channel",
+        "_receive",
+        "_received",
+        "_receiver",
+        "_receiver_error",
+        "_scope",
+        "_send",
+        "_stage",
+        "_stop_receiver",
+        "_task_group",
+        "_worker",
+        "_wsgi",
+    )
+
+    def __init__(self, wsgi: WSGIToASGI, scope: Scope, receive: Receive, send: Send) -> None:
+        self._wsgi = wsgi
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._stage = _Stage.SENDING
+        self._body: RequestBody | None = None  # None: framing says there is no body
+        self._body_complete = False
+        self._received = 0  # request body bytes handed to the worker
+        self._receiver: asyncio.Task[None] | None = None  # asyncio's receiver task
+        self._task_group: anyio.abc.TaskGroup | None = None  # other backends'
+        self._stop_receiver: anyio.CancelScope | None = None
+        self._receiver_error: Exception | None = None
+
+    async def run(self) -> None:
+        wsgi = self._wsgi
+        call_soon, loop = current_loop()
+        channel: ToLoop[Item] = ToLoop(call_soon, loop, wsgi.high_water)
+        self._channel = channel
+        try:
+            environ = self._environ(ToThread(call_soon, loop, wsgi.high_water))
+        except BadRequest as exc:
+            logger.info("Refused a request to %r: %s", self._scope.get("path"), exc)
+            await send_plain(self._send, exc.status_hint, str(exc))
+            return
+        in_pieces = False
+        if self._body is not None and _small_body(environ):
+            # A small declared body follows the headers at once (waitress even waits
+            # for every body before it calls the app): take it before the app starts,
+            # holding no thread yet, so the app's read needs no hop to the loop and back.
+            # A client that expects 100-continue waits until the app reads, as natively.
+            self._body.asked = True
+            in_pieces = await self._receive_first()
+        worker = self._worker = Worker(
+            wsgi.app, environ, self._scope, channel, call_soon, wsgi.limiter
+        )
+        limiter = wsgi.limiter
+        try:
+            limiter.acquire_on_behalf_of_nowait(worker)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(worker)
+        pool.submit(worker)
+        try:
+            if loop is not None:
+                await self._relay_on_asyncio(in_pieces)
+            else:
+                await self._relay_in_task_group(in_pieces)
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            if channel.leave():
+                limiter.release_on_behalf_of(worker)
+
+    def _environ(self, chunks: ToThread[tuple[bytes, bool]]) -> Environ:
+        wsgi = self._wsgi
+        environ = build_environ(
+            self._scope,
+            keep_underscore_headers=wsgi.keep_underscore_headers,
+            max_duplicate_headers=wsgi.max_duplicate_headers,
+        )
+        limit = wsgi.max_body_size
+        declared = environ.get("CONTENT_LENGTH", "")
+        if limit is not None and _plain_digits(declared) and int(declared) > limit:
+            raise BodyTooLarge(limit)
+        if _is_body_empty(environ, self._scope):
+            self._body_complete = True
+            body = WSGIInput(_no_body, more=False)
+        else:
+            # wsgi.input reads from RequestBody, not from the pump: the pump holds the
+            # environ, and a reference back would be a cycle for the GC per request.
+            self._body = RequestBody(self._channel, chunks)
+            body = WSGIInput(self._body.fetch, limit=limit)
+        environ["wsgi.input"] = body
+        environ["wsgi.file_wrapper"] = FileWrapper
+        return environ
+
+    # Relaying the worker's items.
+
+    async def _relay_on_asyncio(self, read_ahead: bool) -> None:
+        try:
+            if read_ahead:
+                self._start_receiver()
+            await self._relay()
+        finally:
+            await self._stop_receiver_task()
+        if self._receiver_error is not None:
+            raise self._receiver_error
+
+    async def _relay_in_task_group(self, read_ahead: bool) -> None:
+        error: Exception | None = None  # raised below as itself, not in an ExceptionGroup
+        async with anyio.create_task_group() as self._task_group:
+            try:
+                if read_ahead:
+                    self._start_receiver()
+                await self._relay()
+            except Exception as exc:
+                error = exc
+            finally:
+                if self._stop_receiver is not None:
+                    self._stop_receiver.cancel()
+        self._task_group = None
+        if error is None:
+            error = self._receiver_error
+        if error is not None:
+            raise error
+
+    async def _relay(self) -> None:
+        """Relay the worker's items to ``send()`` until its last."""
+        channel = self._channel
+        while True:
+            taken = channel.take()
+            while not isinstance(taken, list):
+                await taken
+                taken = channel.take()
+            chunks: list[bytes] = []
+            for item in taken:
+                if type(item) is Chunk:
+                    chunks.append(item.data)
+                elif type(item) is End:
+                    await self._send_chunks(chunks, final=True)
+                    chunks = []
+                elif type(item) is NeedBody:
+                    if chunks:
+                        # Send what the app wrote before it asked for the body: the
+                        # client may be waiting for it before it sends any.
+                        await self._send_chunks(chunks, final=False)
+                        chunks = []
+                    await self._on_need_body()
+                elif type(item) is Done:
+                    if chunks:
+                        await self._send_chunks(chunks, final=False)
+                    if item.error is not None:
+                        await self._finish(item.error)
+                    return
+                else:
+                    await self._send_head(item)  # type: ignore[arg-type]
+            if chunks:
+                self._start_receiver()  # the response streams: watch for a disconnect
+                await self._send_chunks(chunks, final=False)
+
+    async def _send_head(self, item: Start | Complete | PathSend) -> None:
+        if self._stage is _Stage.GONE:
+            return
+        self._stage = _Stage.STARTED
+        try:
+            await self._send(
+                {"type": "http.response.start", "status": item.status, "headers": item.headers}
+            )
+            if type(item) is Complete:
+                await self._send({"type": "http.response.body", "body": item.body})
+            elif type(item) is PathSend:
+                await self._send({"type": "http.response.pathsend", "path": item.path})
+        except OSError:
+            self._abort()  # a send() that fails with an OSError: the client has gone
+
+    async def _send_chunks(self, chunks: list[bytes], final: bool) -> None:
+        if self._stage is _Stage.GONE:
+            return
+        limit = self._wsgi.chunk_size
+        try:
+            if len(chunks) <= 1 or sum(map(len, chunks)) <= limit:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                await self._send_body(body, not final)
+                return
+            batch: list[bytes] = []
+            size = 0
+            for chunk in chunks:
+                if batch and size + len(chunk) > limit:
+                    await self._send_body(b"".join(batch), True)
+                    batch = []
+                    size = 0
+                batch.append(chunk)
+                size += len(chunk)
+            await self._send_body(b"".join(batch), not final)
+        except OSError:
+            self._abort()  # a send() that fails with an OSError: the client has gone
+
+    async def _send_body(self, body: bytes, more: bool) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _finish(self, error: BaseException) -> None:
+        if self._stage is _Stage.GONE and _caused_by_disconnect(error):
+            logger.debug(
+                "The client went away from %s %r; the app ended with %r.",
+                self._scope.get("method"),
+                self._scope.get("path"),
+                error,
+            )
+            return
+        if isinstance(error, BodyTooLarge) and self._stage is _Stage.SENDING:
+            # The bridge's own limit tripped inside wsgi.input: answer it ourselves.
+            logger.info("Answering 413 to %r: %s", self._scope.get("path"), error)
+            await send_plain(self._send, error.status_hint, str(error))
+            return
+        raise error
+
+    # Receiving.
+
+    async def _on_need_body(self) -> None:
+        if self._receiver is not None or self._stop_receiver is not None:
+            return  # the receiver is reading the body already
+        if await self._receive_first():
+            self._start_receiver()  # the rest is read ahead of the app
+
+    async def _receive_first(self) -> bool:
+        """Receive the first body message inline; True when more body follows."""
+        message = await self._receive()
+        if message["type"] != "http.request":
+            self._abort()  # the client has gone
+            return False
+        return self._hand_on(message)
+
+    def _hand_on(self, message: Message) -> bool:
+        """Hand a body message's bytes to the worker; True when more follow."""
+        assert self._body is not None
+        more = bool(message.get("more_body", False))
+        if not more:
+            self._body_complete = True
+        chunk: bytes = message.get("body", b"")
+        self._received += len(chunk)
+        self._body.chunks.put((chunk, more), len(chunk))
+        return more
+
+    def _start_receiver(self) -> None:
+        if self._receiver is not None or self._stop_receiver is not None:
+            return
+        if self._task_group is None:
+            self._receiver = asyncio.get_running_loop().create_task(self._receive_ahead())
+            return
+        # Stopped by cancelling a scope of its own, which it leaves normally: a task
+        # ending in a cancellation would leave a reference cycle for the GC.
+        self._stop_receiver = anyio.CancelScope()
+        self._task_group.start_soon(self._receive_ahead_in_scope, self._stop_receiver)
+
+    async def _receive_ahead_in_scope(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await self._receive_ahead()
+            except Exception as exc:
+                self._receiver_error = exc
+
+    async def _stop_receiver_task(self) -> None:
+        receiver = self._receiver
+        if receiver is None:
+            return
+        self._receiver = None  # the task's exception refers to this pump: no cycle
+        if receiver.done():
+            error = None if receiver.cancelled() else receiver.exception()
+            if isinstance(error, Exception):
+                self._receiver_error = error  # retrieved even when the relay raised
+            return
+        # Stopped and waited for, as a task group would: nothing of the request runs on
+        # after the app call returns.
+        stopped = new_waiter(asyncio.get_running_loop())
+        receiver.add_done_callback(lambda _: wake(stopped))
+        receiver.cancel()
+        await stopped
+
+    async def _receive_ahead(self) -> None:
+        """Own ``receive()``: read the body ahead of the app, then watch for a disconnect.
+
+        It reads at most ``high_water`` bytes ahead, so an app that stops reading
+        mid-upload also delays the news of a disconnect; after the body it waits for
+        ``http.disconnect`` until the pump stops it.
+        """
+        body = self._body
+        limit = self._wsgi.max_body_size
+        try:
+            while True:
+                reading = body is not None and not self._body_complete
+                if reading:
+                    await body.chunks.wait_for_space()  # type: ignore[union-attr]
+                message = await self._receive()
+                kind = message["type"]
+                if kind == "http.disconnect":
+                    self._abort()
+                    return
+                if reading and kind == "http.request":
+                    self._hand_on(message)
+                    if limit is not None and self._received > limit:
+                        return  # wsgi.input refuses the body: read no more of it
+        except Exception:
+            self._abort()  # the worker must not wait for body that will never come
+            raise
+
+    def _abort(self) -> None:
+        """The client has gone: the worker's next put() raises, its body reads fail."""
+        self._stage = _Stage.GONE
+        self._channel.abort()
+        if self._body is not None:
+            self._body.chunks.end()
+
+
+async def send_plain(send: Send, status: int, text: str) -> None:
+    """A short plain-text answer of the bridge's own, closing the connection."""
+    body = text.encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _caused_by_disconnect(error: BaseException | None) -> bool:
+    """True when ``error`` is, or was raised while handling, a ClientDisconnected."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, ClientDisconnected):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def _plain_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _small_body(environ: Environ) -> bool:
+    declared = environ.get("CONTENT_LENGTH", "")
+    return (
+        _plain_digits(declared)
+        and len(declared) <= 5
+        and int(declared) <= SMALL_BODY
+        and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
+    )
+
+
+def _is_body_empty(environ: Environ, scope: Scope) -> bool:
+    """True when HTTP/1 framing says the request has no body (RFC 9112 6.3)."""
+    return (
+        environ.get("CONTENT_LENGTH") in (None, "0")
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and scope.get("http_version", "1.1") in ("1.1", "1.0")
+    )
+
+
+def _no_body() -> tuple[bytes, bool]:
+    return b"", False  # never called: wsgi.input knows there is no body

@@ -23,6 +23,7 @@ import enum
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ._content_length import DeclaredLength
 from ._headers import decode_headers, status_line
 from .exceptions import ASGIProtocolError, ClientDisconnected
 from .types import Message
@@ -105,6 +106,37 @@ def receive_message(phase: Phase, message: Message) -> tuple[Phase, Meaning]:
     else:
         raise ASGIProtocolError(f"Expected an 'http.response.*' ASGI message, but got {kind!r}.")
     raise _out_of_order(phase, kind)
+
+
+def fit_to_length(length: DeclaredLength, body: Body, head_sent: bool) -> Body | None:
+    """``body`` as the WSGI server's thread gets it, under the declared Content-Length.
+
+    The message that fills the declared length ends the thread's response, as a WSGI
+    server stops there; once it has (``head_sent`` and nothing left), the app's last
+    messages mean nothing to the thread: None. As an ASGI server built on h11 does,
+    too much or too little body is the app's error.
+
+    :raises ASGIProtocolError: when the body goes past the declared length, or ends
+        short of it.
+    """
+    remaining = length.remaining
+    if remaining is None:
+        return body
+    data, more = body
+    if len(data) > remaining:
+        raise ASGIProtocolError(
+            "The ASGI app sent more than its declared Content-Length "
+            f"({remaining} bytes were left, the message has {len(data)})."
+        )
+    if remaining == 0 and head_sent:
+        return None
+    length.clip(data)
+    if not more and length.shortfall():
+        raise ASGIProtocolError(
+            f"The ASGI app ended its response {length.shortfall()} bytes short of its "
+            "declared Content-Length."
+        )
+    return Body(data, False) if more and length.complete else body
 
 
 def _out_of_order(phase: Phase, kind: object) -> Exception:

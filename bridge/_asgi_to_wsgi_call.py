@@ -29,25 +29,22 @@ import logging
 import queue
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ._asgi_response import Body
+from ._asgi_to_wsgi_input import CHUNK, InputReader, Outcome
 from ._asgi_to_wsgi_task import DISCONNECT, AppTask, Ended, File, Item, NeedBody, Start
-from ._environ import build_scope, content_length
+from ._environ import build_scope
 from ._headers import status_line
 from ._loop import LoopThread, post
 from ._streams import ToThread
 from .exceptions import ASGIProtocolError, BadRequest, BodyTooLarge, ClientDisconnected
-from .types import Environ, Message, StartResponse
+from .types import Environ, StartResponse
 
 if TYPE_CHECKING:
     from ._asgi_to_wsgi import ASGIToWSGI
 
 logger = logging.getLogger("bridge")
-
-CHUNK: Final = 65536
-"""Bytes read from ``wsgi.input`` or a file at a time."""
-_EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
 
 
 class _State(enum.Enum):
@@ -60,25 +57,15 @@ class _State(enum.Enum):
     DONE = "done"  # the app's task ended and the thread knows how
 
 
-class _Input(enum.Enum):
-    """How reading the request body went."""
-
-    OPEN = "open"
-    CUT = "cut"  # the client went away before the whole body came
-    TOO_LARGE = "too large"  # over max_body_size: the bridge stopped reading
-
-
 class WSGICall:
     """The WSGI server's side of one request, in its thread."""
 
     __slots__ = (
         "_adapter",
-        "_body_left",
         "_environ",
         "_input",
         "_loop",
         "_outbox",
-        "_received",
         "_start_response",
         "_state",
         "_task",
@@ -95,15 +82,13 @@ class WSGICall:
             loop.call_soon, loop.asyncio_loop, adapter.high_water
         )
         self._state = _State.WAITING
-        self._body_left: int | None = None  # request bytes still to read; None: to EOF
-        self._received = 0
-        self._input = _Input.OPEN
+        self._input = InputReader(environ, adapter.max_body_size)
         self._task: AppTask
 
     def respond(self) -> Any:
         """Run the request; returns the WSGI response iterable."""
         try:
-            first = self._plan_body()
+            first = self._input.first()
             scope = build_scope(self._environ, extensions={"http.response.pathsend": {}})
         except BadRequest as exc:
             logger.info("Refused a request: %s", exc)
@@ -114,28 +99,6 @@ class WSGICall:
         self._task = AppTask(self._adapter.app, scope, self._outbox, self._loop, first)
         self._loop.spawn(self._task)
         return self._await_head()
-
-    def _plan_body(self) -> Message | None:
-        """Check the declared body; read it now when that spares the app a hop."""
-        environ = self._environ
-        length = content_length(environ)
-        limit = self._adapter.max_body_size
-        if limit is not None and length is not None and length > limit:
-            raise BodyTooLarge(limit)
-        if length is None and not environ.get("wsgi.input_terminated"):
-            length = 0  # PEP 3333: without CONTENT_LENGTH there is no body to read.
-        self._body_left = length
-        if length == 0:
-            return _EMPTY_BODY
-        if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
-            return None  # the client sends its body only once the app asks for it
-        if length is not None and length <= CHUNK:
-            return self._read_body()
-        if length is None and _framed_without_body(environ):
-            # The server answers at once, so the first read is made here: an app that
-            # calls receive() on a GET needs no hop back to this thread for it.
-            return self._read_body()
-        return None
 
     def _await_head(self) -> Any:
         timeout = self._adapter.response_timeout
@@ -167,7 +130,7 @@ class WSGICall:
 
     def _ended_before_response(self, error: BaseException | None) -> Any:
         self._state = _State.DONE
-        if self._input is _Input.TOO_LARGE:
+        if self._input.outcome is Outcome.TOO_LARGE:
             # The bridge's own limit ended the body: its answer, whatever the app made of
             # the disconnect it was given.
             exc = BodyTooLarge(self._adapter.max_body_size or 0)
@@ -175,7 +138,7 @@ class WSGICall:
             return self._plain(413, str(exc))
         if error is not None:
             raise error
-        if self._input is _Input.CUT:  # not answering a client that has gone is allowed
+        if self._input.outcome is Outcome.CUT:  # not answering a client that has gone is allowed
             raise ClientDisconnected("The client disconnected before the response.")
         raise ASGIProtocolError("The ASGI app returned without starting a response.")
 
@@ -259,45 +222,12 @@ class WSGICall:
             if not isinstance(item, NeedBody):
                 return item
             try:
-                message = self._read_body()
+                message = self._input.read()
             except BadRequest:
                 # The server's own input is broken: end the app's wait, then fail.
                 post(self._loop.call_soon, self._task.body_arrived, DISCONNECT)
                 raise
             post(self._loop.call_soon, self._task.body_arrived, message)
-
-    def _read_body(self) -> Message:
-        left = self._body_left
-        stream = self._environ.get("wsgi.input")
-        if stream is None:
-            raise BadRequest("The WSGI server's environ has no 'wsgi.input'.")
-        try:
-            data = stream.read(CHUNK if left is None else min(CHUNK, left))
-        except Exception as exc:  # the server's input raises its own types on a cut upload
-            logger.info("Reading the request body failed (%r); treating it as a disconnect.", exc)
-            self._input = _Input.CUT
-            return DISCONNECT
-        if type(data) is not bytes:
-            if not isinstance(data, (bytearray, memoryview)):
-                raise BadRequest(
-                    f"The WSGI server's wsgi.input returned {type(data).__name__}, not bytes."
-                )
-            data = bytes(data)
-        self._received += len(data)
-        limit = self._adapter.max_body_size
-        if limit is not None and self._received > limit:
-            self._input = _Input.TOO_LARGE
-            return DISCONNECT
-        if left is None:
-            more = bool(data)
-        else:
-            left -= len(data)
-            self._body_left = left
-            if left and not data:
-                self._input = _Input.CUT  # the client closed before sending CONTENT_LENGTH bytes
-                return DISCONNECT
-            more = left > 0
-        return {"type": "http.request", "body": data, "more_body": more}
 
     def _send_file(self, path: str) -> Any:
         file = _ClosingFile(open(path, "rb"), self)  # closed by the server
@@ -313,19 +243,6 @@ class WSGICall:
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
         return [body]
-
-
-def _framed_without_body(environ: Environ) -> bool:
-    """HTTP/1 framing says a ``wsgi.input_terminated`` request has no body.
-
-    RFC 9112 6.3: without Content-Length or Transfer-Encoding a request has no
-    body; gunicorn, for one, marks every request's input as terminated.
-    """
-    return (
-        "HTTP_TRANSFER_ENCODING" not in environ
-        and environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/1.0")
-        and "wsgi.input" in environ
-    )
 
 
 class _Whole:

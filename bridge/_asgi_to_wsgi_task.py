@@ -42,11 +42,11 @@ from typing import Any, Final, NamedTuple
 
 import anyio
 
-from ._asgi_response import Body, Head, PathSend, Phase, receive_message
+from ._asgi_response import Body, Head, PathSend, Phase, fit_to_length, receive_message
 from ._content_length import DeclaredLength
 from ._loop import LoopThread
 from ._streams import ToThread, Waiter, wake
-from .exceptions import ASGIProtocolError, ClientDisconnected, ShuttingDown
+from .exceptions import ClientDisconnected, ShuttingDown
 from .types import ASGIApp, Message, Scope
 
 logger = logging.getLogger("bridge")
@@ -208,19 +208,8 @@ class AppTask:
             loop.forget(self._task)
 
     def _end(self, error: BaseException | None) -> None:
-        if self._outbox.finish(Ended(error)):
-            return  # the thread takes it from here
-        if isinstance(error, ShuttingDown):
-            return  # the thread gave up on the response and said why
-        if self._phase is Phase.DISCONNECTED and (error is None or self._told):
-            ending = "" if error is None else f"; the app ended with {error!r}"
-            logger.debug("The client went away from %s%s.", _target(self._scope), ending)
-        elif error is not None:
-            logger.error(
-                "Exception in the ASGI app after the WSGI server left the response to %s.",
-                _target(self._scope),
-                exc_info=error,
-            )
+        if not self._outbox.finish(Ended(error)):  # else the thread takes it from here
+            _report_unclaimed(self._scope, error, self._phase is Phase.DISCONNECTED, self._told)
 
     async def receive(self) -> Message:
         while True:
@@ -277,31 +266,14 @@ class AppTask:
             logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
 
     async def _send_body(self, body: Body) -> None:
-        data, more = body
-        length = self._length
-        assert length is not None
-        if length.remaining is not None:
-            if len(data) > length.remaining:
-                raise ASGIProtocolError(
-                    f"The ASGI app sent more than its declared Content-Length "
-                    f"({length.remaining} bytes were left, the message has {len(data)})."
-                )
-            if length.complete and self._head is None:  # the thread's response has ended
-                if not more:
-                    self._settle()
-                return
-            length.clip(data)
-            if not more and length.shortfall():
-                raise ASGIProtocolError(
-                    f"The ASGI app ended its response {length.shortfall()} bytes short of "
-                    "its declared Content-Length."
-                )
-            if length.complete:
-                more = False  # the thread's response ends here, as a WSGI server's would
-        if not more:
-            if not body.more:
-                self._settle()
-        elif not data:
+        assert self._length is not None
+        fitted = fit_to_length(self._length, body, self._head is None)
+        if not body.more:
+            self._settle()
+        if fitted is None:
+            return  # the thread's response ended with the declared length
+        data, more = fitted
+        if more and not data:
             return
         head = self._head
         size = len(data) if more else 0
@@ -328,5 +300,23 @@ class AppTask:
         self._settle()
 
 
-def _target(scope: Scope) -> str:
-    return f"{scope.get('method', '')} {scope.get('path', '')!r}"
+def _report_unclaimed(
+    scope: Scope, error: BaseException | None, disconnected: bool, told: bool
+) -> None:
+    """Log how a task ended after the WSGI thread left.
+
+    A client that went away is not a server error: one debug line, also for the
+    exception the app raised once it was told. Other exceptions are errors.
+    """
+    if isinstance(error, ShuttingDown):
+        return  # the thread gave up on the response and said why
+    target = f"{scope.get('method', '')} {scope.get('path', '')!r}"
+    if disconnected and (error is None or told):
+        ending = "" if error is None else f"; the app ended with {error!r}"
+        logger.debug("The client went away from %s%s.", target, ending)
+    elif error is not None:
+        logger.error(
+            "Exception in the ASGI app after the WSGI server left the response to %s.",
+            target,
+            exc_info=error,
+        )

@@ -216,6 +216,12 @@ def _build_environ(
         # RFC 9112 6.3: a request smuggling vector; the server should have refused it.
         raise BadRequest("The request has both Content-Length and Transfer-Encoding.")
 
+    _add_addresses(environ, scope, scheme)
+    return environ
+
+
+def _add_addresses(environ: Environ, scope: Scope, scheme: str) -> None:
+    """SERVER_NAME and SERVER_PORT (from ``server``, else Host), REMOTE_ADDR and REMOTE_PORT."""
     server = _pair(scope.get("server"))
     if server and server[1] is not None:
         environ["SERVER_NAME"] = server[0]
@@ -230,7 +236,6 @@ def _build_environ(
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
-    return environ
 
 
 _HTTP_VERSIONS = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2": "2", "HTTP/2.0": "2"}

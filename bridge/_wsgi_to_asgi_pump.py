@@ -32,27 +32,24 @@ pump to worker).
    the disconnect caused is logged at debug in one line instead. The limiter token
    is released by whichever of the pump and the worker ends second.
 
-On asyncio the receiver is a bare task, started only when needed (an anyio task
-group costs more than the rest of a small request); elsewhere the relay runs inside
-a task group.
+The receiver, and the choice of a bare task or a task group for it, is
+:mod:`bridge._wsgi_to_asgi_receiver`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import logging
 from typing import TYPE_CHECKING, Final
 
 import anyio
-import anyio.abc
 
 from ._environ import build_environ
 from ._file_wrapper import FileWrapper
 from ._loop import current_loop
-from ._streams import ToLoop, ToThread, new_waiter, wake
+from ._streams import ToLoop, ToThread
 from ._threads import pool
 from ._wsgi_input import WSGIInput
+from ._wsgi_to_asgi_receiver import Receiver
 from ._wsgi_to_asgi_worker import (
     Chunk,
     Complete,
@@ -66,7 +63,7 @@ from ._wsgi_to_asgi_worker import (
     Worker,
 )
 from .exceptions import BadRequest, BodyTooLarge, ClientDisconnected
-from .types import Environ, Message, Receive, Scope, Send
+from .types import Environ, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._wsgi_to_asgi import WSGIToASGI
@@ -77,31 +74,17 @@ SMALL_BODY: Final = 65536
 """A declared body up to this size is received before the app starts."""
 
 
-class _Stage(enum.Enum):
-    """How far the exchange with the ASGI server has come."""
-
-    SENDING = "sending"  # the response head has not gone out yet
-    STARTED = "started"  # http.response.start has gone out
-    GONE = "gone"  # the client went away: nothing more is sent
-
-
 class Pump:
     """The ASGI side of one request under ``WSGIToASGI``, on the server's loop."""
 
     __slots__ = (
         "_body",
-        "_body_complete",
         "_channel",
         "_receive",
-        "_received",
         "_receiver",
-        "_receiver_error",
         "_scope",
         "_send",
-        "_stage",
-        "_stop_receiver",
-        "_task_group",
-        "_worker",
+        "_started",
         "_wsgi",
     )
 
@@ -110,14 +93,8 @@ class Pump:
         self._scope = scope
         self._receive = receive
         self._send = send
-        self._stage = _Stage.SENDING
+        self._started = False  # http.response.start has gone out
         self._body: RequestBody | None = None  # None: framing says there is no body
-        self._body_complete = False
-        self._received = 0  # request body bytes handed to the worker
-        self._receiver: asyncio.Task[None] | None = None  # asyncio's receiver task
-        self._task_group: anyio.abc.TaskGroup | None = None  # other backends'
-        self._stop_receiver: anyio.CancelScope | None = None
-        self._receiver_error: Exception | None = None
 
     async def run(self) -> None:
         wsgi = self._wsgi
@@ -130,6 +107,7 @@ class Pump:
             logger.info("Refused a request to %r: %s", self._scope.get("path"), exc)
             await send_plain(self._send, exc.status_hint, str(exc))
             return
+        receiver = self._receiver = Receiver(self._receive, channel, self._body, wsgi.max_body_size)
         in_pieces = False
         if self._body is not None and _small_body(environ):
             # A small declared body follows the headers at once (waitress even waits
@@ -137,10 +115,8 @@ class Pump:
             # holding no thread yet, so the app's read needs no hop to the loop and back.
             # A client that expects 100-continue waits until the app reads, as natively.
             self._body.asked = True
-            in_pieces = await self._receive_first()
-        worker = self._worker = Worker(
-            wsgi.app, environ, self._scope, channel, call_soon, wsgi.limiter
-        )
+            in_pieces = await receiver.first()
+        worker = Worker(wsgi.app, environ, self._scope, channel, call_soon, wsgi.limiter)
         limiter = wsgi.limiter
         try:
             limiter.acquire_on_behalf_of_nowait(worker)
@@ -148,12 +124,15 @@ class Pump:
             await limiter.acquire_on_behalf_of(worker)
         pool.submit(worker)
         try:
-            if loop is not None:
-                await self._relay_on_asyncio(in_pieces)
+            if loop is None:
+                await receiver.around(lambda: self._relay(in_pieces))
             else:
-                await self._relay_in_task_group(in_pieces)
+                try:
+                    await self._relay(in_pieces)
+                finally:
+                    await receiver.stop()
         except BaseException:
-            self._abort()
+            receiver.abort()
             raise
         finally:
             if channel.leave():
@@ -171,7 +150,6 @@ class Pump:
         if limit is not None and _plain_digits(declared) and int(declared) > limit:
             raise BodyTooLarge(limit)
         if _is_body_empty(environ, self._scope):
-            self._body_complete = True
             body = WSGIInput(_no_body, more=False)
         else:
             # wsgi.input reads from RequestBody, not from the pump: the pump holds the
@@ -182,39 +160,12 @@ class Pump:
         environ["wsgi.file_wrapper"] = FileWrapper
         return environ
 
-    # Relaying the worker's items.
-
-    async def _relay_on_asyncio(self, read_ahead: bool) -> None:
-        try:
-            if read_ahead:
-                self._start_receiver()
-            await self._relay()
-        finally:
-            await self._stop_receiver_task()
-        if self._receiver_error is not None:
-            raise self._receiver_error
-
-    async def _relay_in_task_group(self, read_ahead: bool) -> None:
-        error: Exception | None = None  # raised below as itself, not in an ExceptionGroup
-        async with anyio.create_task_group() as self._task_group:
-            try:
-                if read_ahead:
-                    self._start_receiver()
-                await self._relay()
-            except Exception as exc:
-                error = exc
-            finally:
-                if self._stop_receiver is not None:
-                    self._stop_receiver.cancel()
-        self._task_group = None
-        if error is None:
-            error = self._receiver_error
-        if error is not None:
-            raise error
-
-    async def _relay(self) -> None:
+    async def _relay(self, read_ahead: bool) -> None:
         """Relay the worker's items to ``send()`` until its last."""
         channel = self._channel
+        receiver = self._receiver
+        if read_ahead:
+            receiver.start()  # the small body came in pieces: read the rest ahead
         while True:
             taken = channel.take()
             while not isinstance(taken, list):
@@ -233,7 +184,8 @@ class Pump:
                         # client may be waiting for it before it sends any.
                         await self._send_chunks(chunks, final=False)
                         chunks = []
-                    await self._on_need_body()
+                    if not receiver.running and await receiver.first():
+                        receiver.start()  # the rest is read ahead of the app
                 elif type(item) is Done:
                     if chunks:
                         await self._send_chunks(chunks, final=False)
@@ -243,13 +195,13 @@ class Pump:
                 else:
                     await self._send_head(item)  # type: ignore[arg-type]
             if chunks:
-                self._start_receiver()  # the response streams: watch for a disconnect
+                receiver.start()  # the response streams: watch for a disconnect
                 await self._send_chunks(chunks, final=False)
 
     async def _send_head(self, item: Start | Complete | PathSend) -> None:
-        if self._stage is _Stage.GONE:
+        if self._receiver.gone:
             return
-        self._stage = _Stage.STARTED
+        self._started = True
         try:
             await self._send(
                 {"type": "http.response.start", "status": item.status, "headers": item.headers}
@@ -259,10 +211,11 @@ class Pump:
             elif type(item) is PathSend:
                 await self._send({"type": "http.response.pathsend", "path": item.path})
         except OSError:
-            self._abort()  # a send() that fails with an OSError: the client has gone
+            self._receiver.abort()  # a send() that fails with an OSError: the client has gone
 
     async def _send_chunks(self, chunks: list[bytes], final: bool) -> None:
-        if self._stage is _Stage.GONE:
+        """Send ``chunks``, joined into messages of up to ``chunk_size`` bytes."""
+        if self._receiver.gone:
             return
         limit = self._wsgi.chunk_size
         try:
@@ -281,13 +234,13 @@ class Pump:
                 size += len(chunk)
             await self._send_body(b"".join(batch), not final)
         except OSError:
-            self._abort()  # a send() that fails with an OSError: the client has gone
+            self._receiver.abort()  # a send() that fails with an OSError: the client has gone
 
     async def _send_body(self, body: bytes, more: bool) -> None:
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
     async def _finish(self, error: BaseException) -> None:
-        if self._stage is _Stage.GONE and _caused_by_disconnect(error):
+        if self._receiver.gone and _caused_by_disconnect(error):
             logger.debug(
                 "The client went away from %s %r; the app ended with %r.",
                 self._scope.get("method"),
@@ -295,108 +248,12 @@ class Pump:
                 error,
             )
             return
-        if isinstance(error, BodyTooLarge) and self._stage is _Stage.SENDING:
+        if isinstance(error, BodyTooLarge) and not self._started:
             # The bridge's own limit tripped inside wsgi.input: answer it ourselves.
             logger.info("Answering 413 to %r: %s", self._scope.get("path"), error)
             await send_plain(self._send, error.status_hint, str(error))
             return
         raise error
-
-    # Receiving.
-
-    async def _on_need_body(self) -> None:
-        if self._receiver is not None or self._stop_receiver is not None:
-            return  # the receiver is reading the body already
-        if await self._receive_first():
-            self._start_receiver()  # the rest is read ahead of the app
-
-    async def _receive_first(self) -> bool:
-        """Receive the first body message inline; True when more body follows."""
-        message = await self._receive()
-        if message["type"] != "http.request":
-            self._abort()  # the client has gone
-            return False
-        return self._hand_on(message)
-
-    def _hand_on(self, message: Message) -> bool:
-        """Hand a body message's bytes to the worker; True when more follow."""
-        assert self._body is not None
-        more = bool(message.get("more_body", False))
-        if not more:
-            self._body_complete = True
-        chunk: bytes = message.get("body", b"")
-        self._received += len(chunk)
-        self._body.chunks.put((chunk, more), len(chunk))
-        return more
-
-    def _start_receiver(self) -> None:
-        if self._receiver is not None or self._stop_receiver is not None:
-            return
-        if self._task_group is None:
-            self._receiver = asyncio.get_running_loop().create_task(self._receive_ahead())
-            return
-        # Stopped by cancelling a scope of its own, which it leaves normally: a task
-        # ending in a cancellation would leave a reference cycle for the GC.
-        self._stop_receiver = anyio.CancelScope()
-        self._task_group.start_soon(self._receive_ahead_in_scope, self._stop_receiver)
-
-    async def _receive_ahead_in_scope(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            try:
-                await self._receive_ahead()
-            except Exception as exc:
-                self._receiver_error = exc
-
-    async def _stop_receiver_task(self) -> None:
-        receiver = self._receiver
-        if receiver is None:
-            return
-        self._receiver = None  # the task's exception refers to this pump: no cycle
-        if receiver.done():
-            error = None if receiver.cancelled() else receiver.exception()
-            if isinstance(error, Exception):
-                self._receiver_error = error  # retrieved even when the relay raised
-            return
-        # Stopped and waited for, as a task group would: nothing of the request runs on
-        # after the app call returns.
-        stopped = new_waiter(asyncio.get_running_loop())
-        receiver.add_done_callback(lambda _: wake(stopped))
-        receiver.cancel()
-        await stopped
-
-    async def _receive_ahead(self) -> None:
-        """Own ``receive()``: read the body ahead of the app, then watch for a disconnect.
-
-        It reads at most ``high_water`` bytes ahead, so an app that stops reading
-        mid-upload also delays the news of a disconnect; after the body it waits for
-        ``http.disconnect`` until the pump stops it.
-        """
-        body = self._body
-        limit = self._wsgi.max_body_size
-        try:
-            while True:
-                reading = body is not None and not self._body_complete
-                if reading:
-                    await body.chunks.wait_for_space()  # type: ignore[union-attr]
-                message = await self._receive()
-                kind = message["type"]
-                if kind == "http.disconnect":
-                    self._abort()
-                    return
-                if reading and kind == "http.request":
-                    self._hand_on(message)
-                    if limit is not None and self._received > limit:
-                        return  # wsgi.input refuses the body: read no more of it
-        except Exception:
-            self._abort()  # the worker must not wait for body that will never come
-            raise
-
-    def _abort(self) -> None:
-        """The client has gone: the worker's next put() raises, its body reads fail."""
-        self._stage = _Stage.GONE
-        self._channel.abort()
-        if self._body is not None:
-            self._body.chunks.end()
 
 
 async def send_plain(send: Send, status: int, text: str) -> None:

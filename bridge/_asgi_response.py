@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from ._content_length import DeclaredLength
 from ._headers import decode_headers, status_line
@@ -41,6 +41,15 @@ class Phase(enum.Enum):
     COMPLETE = "complete"
     DISCONNECTED = "disconnected"
     """The WSGI server closed the response before it was complete: the client left."""
+
+
+# The members as module constants: read off the enum class, each access is a lookup
+# through the enum's metaclass (several times a global's cost), on the request path.
+AWAITING_START: Final = Phase.AWAITING_START
+STARTED: Final = Phase.STARTED
+STREAMING: Final = Phase.STREAMING
+COMPLETE: Final = Phase.COMPLETE
+DISCONNECTED: Final = Phase.DISCONNECTED
 
 
 class Head(NamedTuple):
@@ -83,19 +92,22 @@ def receive_message(phase: Phase, message: Message) -> tuple[Phase, Meaning]:
         )
     kind = message.get("type")
     if kind == "http.response.body":
-        if phase is Phase.STARTED or phase is Phase.STREAMING:
-            body = _body_bytes(message.get("body", b""))
+        if phase is STARTED or phase is STREAMING:
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = _body_bytes(body)
             more = bool(message.get("more_body", False))
-            return (Phase.STREAMING if more else Phase.COMPLETE), Body(body, more)
+            # tuple.__new__: a NamedTuple's own __new__ is a Python call, on every message.
+            return (STREAMING if more else COMPLETE), tuple.__new__(Body, (body, more))
     elif kind == "http.response.start":
-        if phase is Phase.AWAITING_START:
-            return Phase.STARTED, _head(message)
+        if phase is AWAITING_START:
+            return STARTED, _head(message)
     elif kind == "http.response.pathsend":
-        if phase is Phase.STARTED:
+        if phase is STARTED:
             path = message.get("path")
             if not isinstance(path, str) or not path:
                 raise ASGIProtocolError(f"Expected 'path' to be a str, but got {path!r}.")
-            return Phase.COMPLETE, PathSend(path)
+            return COMPLETE, PathSend(path)
     elif kind in HINTS:
         return phase, None
     elif kind == "http.response.trailers":
@@ -131,20 +143,22 @@ def fit_to_length(length: DeclaredLength, body: Body, head_sent: bool) -> Body |
     if remaining == 0 and head_sent:
         return None
     length.clip(data)
-    if not more and length.shortfall():
-        raise ASGIProtocolError(
-            f"The ASGI app ended its response {length.shortfall()} bytes short of its "
-            "declared Content-Length."
-        )
-    return Body(data, False) if more and length.complete else body
+    if length.remaining:
+        if not more and length.shortfall():
+            raise ASGIProtocolError(
+                f"The ASGI app ended its response {length.shortfall()} bytes short of its "
+                "declared Content-Length."
+            )
+        return body
+    return tuple.__new__(Body, (data, False)) if more else body
 
 
 def _out_of_order(phase: Phase, kind: object) -> Exception:
-    if phase is Phase.DISCONNECTED:
+    if phase is DISCONNECTED:
         return ClientDisconnected("The client disconnected; the WSGI server closed the response.")
-    if phase is Phase.AWAITING_START:
+    if phase is AWAITING_START:
         return ASGIProtocolError(f"Expected ASGI message 'http.response.start', but got {kind!r}.")
-    if phase is Phase.COMPLETE:
+    if phase is COMPLETE:
         return ASGIProtocolError(f"Got ASGI message {kind!r} after the response was complete.")
     if kind == "http.response.start":
         return ASGIProtocolError("Got ASGI message 'http.response.start' a second time.")
@@ -159,12 +173,10 @@ def _head(message: Message) -> Head:
     if type(status) is not int or not 100 <= status <= 999:
         raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
     headers, length = decode_headers(message.get("headers", ()))
-    return Head(status_line(status), headers, status, length)
+    return tuple.__new__(Head, (status_line(status), headers, status, length))
 
 
 def _body_bytes(body: object) -> bytes:
-    if type(body) is bytes:
-        return body
     if isinstance(body, (bytearray, memoryview)):
         return bytes(body)
     raise ASGIProtocolError(f"Expected 'body' to be bytes, but got {type(body).__name__}.")

@@ -29,7 +29,7 @@ import logging
 import queue
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._asgi_response import Body
 from ._asgi_to_wsgi_input import CHUNK, InputReader, Outcome
@@ -57,6 +57,15 @@ class _State(enum.Enum):
     DONE = "done"  # the app's task ended and the thread knows how
 
 
+# The members as module constants: read off the enum class, each access is a lookup
+# through the enum's metaclass (several times a global's cost), on the request path.
+_WAITING: Final = _State.WAITING
+_STREAMING: Final = _State.STREAMING
+_DELIVERED: Final = _State.DELIVERED
+_LEFT: Final = _State.LEFT
+_DONE: Final = _State.DONE
+
+
 class WSGICall:
     """The WSGI server's side of one request, in its thread."""
 
@@ -81,7 +90,7 @@ class WSGICall:
         self._outbox: ToThread[Item] = ToThread(
             loop.call_soon, loop.asyncio_loop, adapter.high_water
         )
-        self._state = _State.WAITING
+        self._state = _WAITING
         self._input = InputReader(environ, adapter.max_body_size)
         self._task: AppTask
 
@@ -107,7 +116,7 @@ class WSGICall:
             try:
                 item = self._next_item(deadline)
             except queue.Empty:
-                self._state = _State.LEFT
+                self._state = _LEFT
                 self._outbox.leave()
                 post(self._loop.call_soon, self._task.cancel)
                 logger.error(
@@ -117,19 +126,21 @@ class WSGICall:
             if type(item) is Start:
                 self._start_response(item.status, item.headers)
                 if not item.more:
-                    self._state = _State.DELIVERED
-                    return _Whole(self, item.body)
-                self._state = _State.STREAMING
+                    self._state = _DELIVERED
+                    whole = _Whole((item.body,))
+                    whole.call = self
+                    return whole
+                self._state = _STREAMING
                 return _Stream(self, item.body)
             if type(item) is File:
                 self._start_response(item.status, item.headers)
-                self._state = _State.DELIVERED
+                self._state = _DELIVERED
                 return self._send_file(item.path)
             assert type(item) is Ended
             return self._ended_before_response(item.error)
 
     def _ended_before_response(self, error: BaseException | None) -> Any:
-        self._state = _State.DONE
+        self._state = _DONE
         if self._input.outcome is Outcome.TOO_LARGE:
             # The bridge's own limit ended the body: its answer, whatever the app made of
             # the disconnect it was given.
@@ -147,18 +158,18 @@ class WSGICall:
 
         :raises: the app's exception when it ended mid-response.
         """
-        if self._state is not _State.STREAMING:
+        if self._state is not _STREAMING:
             return None
         while True:
             item = self._next_item()
             if type(item) is Body:
                 if not item.more:
-                    self._state = _State.DELIVERED
+                    self._state = _DELIVERED
                     return item.data or None
                 if item.data:
                     return item.data
                 continue
-            self._state = _State.DONE
+            self._state = _DONE
             if type(item) is Ended and item.error is not None:
                 raise item.error
             raise ASGIProtocolError("The ASGI app returned before completing its response.")
@@ -166,9 +177,9 @@ class WSGICall:
     def finish(self) -> None:
         """The WSGI server closed the response iterable."""
         state = self._state
-        if state is _State.DONE or state is _State.LEFT:
+        if state is _DONE or state is _LEFT:
             return
-        if state is not _State.DELIVERED:
+        if state is not _DELIVERED:
             self._leave()
             post(self._loop.call_soon, self._task.client_left)
             return
@@ -179,11 +190,14 @@ class WSGICall:
 
     def _wait_for_the_app(self) -> None:
         timeout = self._adapter.after_response_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline: float | None = 0.0  # first a look: the app has usually ended already
         while True:
             try:
                 item = self._next_item(deadline)
             except queue.Empty:
+                if deadline == 0.0:
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                    continue
                 logger.warning(
                     "The ASGI app was still running %s s after its response to %s "
                     "(after_response_timeout); it goes on, and its errors are logged.",
@@ -193,7 +207,7 @@ class WSGICall:
                 self._leave()
                 return
             if type(item) is Ended:
-                self._state = _State.DONE
+                self._state = _DONE
                 if item.error is not None:
                     raise item.error
                 return
@@ -201,7 +215,7 @@ class WSGICall:
 
     def _leave(self) -> None:
         """Stop reading the outbox; an end that came meanwhile is logged, not lost."""
-        self._state = _State.LEFT
+        self._state = _LEFT
         self._outbox.leave()
         while (item := self._outbox.get_nowait()) is not None:
             if type(item) is Ended and item.error is not None:
@@ -217,6 +231,8 @@ class WSGICall:
         while True:
             if deadline is None:
                 item = outbox.get()
+            elif deadline == 0.0:
+                item = outbox.get(timeout=0.0)
             else:
                 item = outbox.get(timeout=max(0.0, deadline - time.monotonic()))
             if not isinstance(item, NeedBody):
@@ -245,23 +261,18 @@ class WSGICall:
         return [body]
 
 
-class _Whole:
-    """The iterable of a response whose body came whole: one chunk."""
+class _Whole(list[bytes]):
+    """The iterable of a response whose body came whole: a one-chunk list with ``close()``.
 
-    __slots__ = ("_body", "_call")
+    A list, so that servers iterate it in C and see its length (waitress, for one, then
+    sets Content-Length itself).
+    """
 
-    def __init__(self, call: WSGICall, body: bytes) -> None:
-        self._call = call
-        self._body = body
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter((self._body,))
-
-    def __len__(self) -> int:
-        return 1  # waitress, for one, then sets Content-Length itself
+    __slots__ = ("call",)
+    call: WSGICall
 
     def close(self) -> None:
-        self._call.finish()
+        self.call.finish()
 
 
 class _Stream:

@@ -24,6 +24,7 @@ logger = logging.getLogger("bridge")
 
 CHUNK: Final = 65536
 """Bytes read from ``wsgi.input`` (or a file for ``pathsend``) at a time."""
+_HTTP_1: Final = ("HTTP/1.1", "HTTP/1.0")
 _EMPTY_BODY: Final[Message] = {"type": "http.request", "body": b"", "more_body": False}
 
 
@@ -66,9 +67,16 @@ class InputReader:
             return None  # the client sends its body only once the app asks for it
         if length is not None and length <= CHUNK:
             return self.read()
-        if length is None and _framed_without_body(environ):
-            # The server answers at once, so the first read is made here: an app that
-            # calls receive() on a GET needs no hop back to this thread for it.
+        if (
+            length is None
+            and "HTTP_TRANSFER_ENCODING" not in environ
+            and environ.get("SERVER_PROTOCOL") in _HTTP_1
+            and "wsgi.input" in environ
+        ):
+            # HTTP/1 framing says this terminated input has no body (RFC 9112 6.3:
+            # neither Content-Length nor Transfer-Encoding; gunicorn marks every input
+            # terminated). The server answers at once, so the first read is made here:
+            # an app that calls receive() on a GET needs no hop back to this thread.
             return self.read()
         return None
 
@@ -107,16 +115,3 @@ class InputReader:
                 return DISCONNECT
             more = left > 0
         return {"type": "http.request", "body": data, "more_body": more}
-
-
-def _framed_without_body(environ: Environ) -> bool:
-    """HTTP/1 framing says a ``wsgi.input_terminated`` request has no body.
-
-    RFC 9112 6.3: without Content-Length or Transfer-Encoding a request has no
-    body; gunicorn, for one, marks every request's input as terminated.
-    """
-    return (
-        "HTTP_TRANSFER_ENCODING" not in environ
-        and environ.get("SERVER_PROTOCOL") in ("HTTP/1.1", "HTTP/1.0")
-        and "wsgi.input" in environ
-    )

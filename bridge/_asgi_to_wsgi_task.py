@@ -37,12 +37,20 @@ import asyncio
 import enum
 import logging
 import os
-from collections.abc import Coroutine
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import anyio
 
-from ._asgi_response import Body, Head, PathSend, Phase, fit_to_length, receive_message
+from ._asgi_response import (
+    AWAITING_START,
+    COMPLETE,
+    DISCONNECTED,
+    Body,
+    Head,
+    PathSend,
+    fit_to_length,
+    receive_message,
+)
 from ._content_length import DeclaredLength
 from ._loop import LoopThread
 from ._streams import ToThread, Waiter, wake
@@ -52,7 +60,6 @@ from .types import ASGIApp, Message, Scope
 logger = logging.getLogger("bridge")
 
 DISCONNECT: Final[Message] = {"type": "http.disconnect"}
-_SETTLED: Final = frozenset({Phase.COMPLETE, Phase.DISCONNECTED})
 
 
 class NeedBody(NamedTuple):
@@ -97,6 +104,13 @@ class _Body(enum.Enum):
     COMPLETE = "complete"  # the app has the last chunk
 
 
+# The members as module constants: read off the enum class, each access is a lookup
+# through the enum's metaclass (several times a global's cost), on the request path.
+_BODY_UNREAD: Final = _Body.UNREAD
+_BODY_ASKED: Final = _Body.ASKED
+_BODY_COMPLETE: Final = _Body.COMPLETE
+
+
 class AppTask:
     """The app's side of one request: its task, ``receive()`` and ``send()``, on the loop."""
 
@@ -113,9 +127,9 @@ class AppTask:
         "_phase",
         "_scope",
         "_settled",
-        "_task",
         "_told",
         "_trio_scope",
+        "task",
     )
 
     def __init__(
@@ -131,37 +145,34 @@ class AppTask:
         self._outbox = outbox
         self._loop = loop
         self._next = first  # a request message the app has not received yet
-        self._body = _Body.UNREAD
+        self._body = _BODY_UNREAD
         self._body_ready: anyio.Event | None = None
-        self._phase = Phase.AWAITING_START
+        self._phase = AWAITING_START
         self._head: Head | None = None  # held until the first body message
-        self._length: DeclaredLength | None = None
+        self._length: DeclaredLength | None = None  # None: no length declared
         self._settled: anyio.Event | None = None  # set once COMPLETE or DISCONNECTED
         self._drained: Waiter | None = None
         self._told = False  # the app has seen the disconnect
-        self._task: asyncio.Task[Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+        """Set by the loop when it starts the task on asyncio (:class:`bridge._loop.Job`)."""
         self._trio_scope: anyio.CancelScope | None = None
-
-    def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
-        """The coroutine of the app's task (:class:`bridge._loop.Job`)."""
-        return self._run()
 
     # Posted by the thread.
 
     def body_arrived(self, message: Message) -> None:
         """The thread read ``message`` from ``wsgi.input`` for the waiting ``receive()``."""
         self._next = message
-        if self._body is _Body.ASKED:
-            self._body = _Body.UNREAD
+        if self._body is _BODY_ASKED:
+            self._body = _BODY_UNREAD
         if self._body_ready is not None:
             self._body_ready.set()
 
     def client_left(self) -> None:
         """The WSGI server closed the response before its end: the client went away."""
-        if self._phase is not Phase.COMPLETE:
-            self._phase = Phase.DISCONNECTED
+        if self._phase is not COMPLETE:
+            self._phase = DISCONNECTED
         self._settle()
-        if self._body is _Body.ASKED:
+        if self._body is _BODY_ASKED:
             self.body_arrived(DISCONNECT)
         drained, self._drained = self._drained, None
         if drained is not None:
@@ -170,24 +181,23 @@ class AppTask:
     def cancel(self) -> None:
         """Cancel the app: the thread gave up waiting for the response."""
         self.client_left()
-        if self._task is not None:
-            self._task.cancel()
+        if self.task is not None:
+            self.task.cancel()
         elif self._trio_scope is not None:
             self._trio_scope.cancel()
-        # Not started yet: _run() sees DISCONNECTED and never calls the app.
+        # Not started yet: run() sees DISCONNECTED and never calls the app.
 
     # The app's task.
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The app's task (:class:`bridge._loop.Job`)."""
         loop = self._loop
-        if loop.asyncio_loop is not None:
-            self._task = asyncio.current_task()
-        if self._phase is Phase.DISCONNECTED:
-            loop.forget(self._task)
+        if self._phase is DISCONNECTED:
+            loop.tasks.discard(self.task)
             return  # cancelled before it started: the thread has answered already
         error: BaseException | None = None
         try:
-            if self._task is not None:
+            if self.task is not None:
                 await self._app(self._scope, self.receive, self.send)
             else:
                 with anyio.CancelScope() as self._trio_scope:
@@ -205,11 +215,13 @@ class AppTask:
         finally:
             self._end(error)
             del error
-            loop.forget(self._task)
+            loop.tasks.discard(self.task)
 
     def _end(self, error: BaseException | None) -> None:
-        if not self._outbox.finish(Ended(error)):  # else the thread takes it from here
-            _report_unclaimed(self._scope, error, self._phase is Phase.DISCONNECTED, self._told)
+        if not self._outbox.finish(
+            tuple.__new__(Ended, (error,))
+        ):  # else the thread takes it from here
+            _report_unclaimed(self._scope, error, self._phase is DISCONNECTED, self._told)
 
     async def receive(self) -> Message:
         while True:
@@ -220,27 +232,28 @@ class AppTask:
                     self.client_left()
                     self._told = True
                 elif not message.get("more_body", False):
-                    self._body = _Body.COMPLETE
+                    self._body = _BODY_COMPLETE
                 return message
-            if self._body is _Body.ASKED:
+            if self._body is _BODY_ASKED:
                 # Another receive() waits for the body: the next chunk is its.
                 assert self._body_ready is not None
                 await self._body_ready.wait()
                 continue
-            if self._body is _Body.COMPLETE or self._phase in _SETTLED:
+            phase = self._phase
+            if self._body is _BODY_COMPLETE or phase is COMPLETE or phase is DISCONNECTED:
                 return await self._disconnect()
-            self._body = _Body.ASKED
+            self._body = _BODY_ASKED
             self._body_ready = anyio.Event()
             self._outbox.put(NEED_BODY)
             await self._body_ready.wait()
 
     async def _disconnect(self) -> Message:
         """``http.disconnect``, once the response is complete or the client left."""
-        if self._phase not in _SETTLED:
+        if self._phase is not COMPLETE and self._phase is not DISCONNECTED:
             if self._settled is None:
                 self._settled = anyio.Event()
             await self._settled.wait()
-        if self._phase is Phase.DISCONNECTED:
+        if self._phase is DISCONNECTED:
             self._told = True
         return DISCONNECT
 
@@ -249,43 +262,44 @@ class AppTask:
             self._settled.set()
 
     async def send(self, message: Message) -> None:
-        if self._outbox.left and self._phase not in _SETTLED:
+        if self._outbox.left and self._phase is not COMPLETE and self._phase is not DISCONNECTED:
             self.client_left()  # before its posted call arrives: the app may never yield
-        if self._phase is Phase.DISCONNECTED:
+        if self._phase is DISCONNECTED:
             self._told = True  # receive_message() raises ClientDisconnected for it
         self._phase, meaning = receive_message(self._phase, message)
         if type(meaning) is Body:
             await self._send_body(meaning)
         elif type(meaning) is Head:
             self._head = meaning
-            method = self._scope["method"]
-            self._length = DeclaredLength(meaning.length, method=method, status=meaning.code)
+            if meaning.length is not None:
+                method = self._scope["method"]
+                self._length = DeclaredLength(meaning.length, method=method, status=meaning.code)
         elif type(meaning) is PathSend:
             self._send_file(meaning.path)
         else:
             logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
 
     async def _send_body(self, body: Body) -> None:
-        assert self._length is not None
-        fitted = fit_to_length(self._length, body, self._head is None)
-        if not body.more:
-            self._settle()
+        length = self._length
+        fitted = body if length is None else fit_to_length(length, body, self._head is None)
+        if not body.more and self._settled is not None:
+            self._settled.set()
         if fitted is None:
             return  # the thread's response ended with the declared length
         data, more = fitted
         if more and not data:
             return
         head = self._head
-        size = len(data) if more else 0
         if head is not None:
             self._head = None
-            drained = self._outbox.put(Start(head.status, head.headers, data, more), size)
+            item: Start | Body = tuple.__new__(Start, (head.status, head.headers, data, more))
         else:
-            drained = self._outbox.put(Body(data, more), size)
+            item = fitted
+        drained = self._outbox.put(item, len(data) if more else 0)
         if drained is not None:
             self._drained = drained
             await drained
-            if self._phase is Phase.DISCONNECTED:
+            if self._phase is DISCONNECTED:
                 self._told = True
                 raise ClientDisconnected(
                     "The client disconnected; the WSGI server closed the response."

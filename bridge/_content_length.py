@@ -54,3 +54,7 @@ class DeclaredLength:
         if not self.remaining or not self._body_expected:
             return 0
         return self.remaining
+
+
+UNDECLARED: Final = DeclaredLength(None)
+"""A body with no declared length: nothing is clipped or missing, so one serves all."""

@@ -144,9 +144,7 @@ def _request_uri(scope: Scope, query: bytes) -> str:
     return target + "?" + query.decode("latin-1") if query else target
 
 
-def _pair(value: Any) -> Any:
-    """A scope's ``client`` or ``server`` as a subscriptable pair (the spec says iterable)."""
-    return value if value is None or type(value) in (tuple, list) else tuple(value)
+_PAIRS = (tuple, list)
 
 
 def _build_environ(
@@ -222,7 +220,9 @@ def _build_environ(
 
 def _add_addresses(environ: Environ, scope: Scope, scheme: str) -> None:
     """SERVER_NAME and SERVER_PORT (from ``server``, else Host), REMOTE_ADDR and REMOTE_PORT."""
-    server = _pair(scope.get("server"))
+    server = scope.get("server")
+    if server is not None and type(server) not in _PAIRS:
+        server = tuple(server)  # the spec says an iterable: a one-shot iterator, even
     if server and server[1] is not None:
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1])
@@ -232,7 +232,9 @@ def _add_addresses(environ: Environ, scope: Scope, scheme: str) -> None:
             host, port = environ.get("HTTP_HOST", "") or "localhost", ""
         environ["SERVER_NAME"] = host
         environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(scheme, "80")
-    client = _pair(scope.get("client"))
+    client = scope.get("client")
+    if client is not None and type(client) not in _PAIRS:
+        client = tuple(client)
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])

@@ -52,16 +52,13 @@ class Lifespan:
         self.error: str | None = None
         """Why startup failed; requests are refused while it is set."""
         self._phase = _Phase.UNSUPPORTED if mode == "off" else _Phase.STARTING
+        self.supported = mode != "off"
+        """Whether the app speaks lifespan (its requests get a copy of ``state``)."""
         self._startup_done = anyio.Event()
         self._shutdown_requested = anyio.Event()
         self._shutdown_done = anyio.Event()
         self._startup_sent = False
         self._scope: anyio.CancelScope | None = None
-
-    @property
-    def supported(self) -> bool:
-        """Whether the app speaks lifespan (its requests get a copy of ``state``)."""
-        return self._phase is not _Phase.UNSUPPORTED
 
     @property
     def started(self) -> bool:
@@ -104,7 +101,7 @@ class Lifespan:
                 logger.exception("Exception in the ASGI app's lifespan after startup.")
             elif self._phase is _Phase.STARTING:
                 if self.mode == "auto":
-                    self._phase = _Phase.UNSUPPORTED
+                    self._unsupported()
                     logger.info("ASGI 'lifespan' protocol appears unsupported.")
                 else:
                     self._fail(f"The ASGI app raised in lifespan startup: {exc!r}")
@@ -115,7 +112,7 @@ class Lifespan:
                     self._fail("The ASGI app returned from lifespan without completing startup.")
                     logger.error("%s", self.error)
                 else:
-                    self._phase = _Phase.UNSUPPORTED
+                    self._unsupported()
         finally:
             if self._phase is _Phase.STARTED:
                 self._phase = _Phase.ENDED
@@ -129,6 +126,10 @@ class Lifespan:
         """Ask the app to shut down and wait until it has."""
         self._shutdown_requested.set()
         await self._shutdown_done.wait()
+
+    def _unsupported(self) -> None:
+        self._phase = _Phase.UNSUPPORTED
+        self.supported = False
 
     def _fail(self, error: str) -> None:
         self._phase = _Phase.FAILED
@@ -167,7 +168,7 @@ class Lifespan:
             self._fail(f"The ASGI app answered lifespan startup with {kind!r}.")
             logger.error("%s", self.error)
         else:
-            self._phase = _Phase.UNSUPPORTED
+            self._unsupported()
             logger.warning(
                 "The ASGI app answered the lifespan scope with %r: it does not speak "
                 "lifespan, so requests are served without it.",

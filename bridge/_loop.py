@@ -87,7 +87,10 @@ def uvloop_installed() -> bool:
 class Job(Protocol):
     """Work for a :class:`LoopThread`: one request's app call."""
 
-    def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
+    task: asyncio.Task[None] | None
+    """The job's task, set when the loop started it on asyncio (None elsewhere)."""
+
+    def run(self) -> Coroutine[Any, Any, None]:
         """The coroutine to run as the job's task."""
         ...
 
@@ -128,7 +131,9 @@ class LoopThread:
         self._spawn_wanted: anyio.Event
         # asyncio only: the loop, and the tasks started on it directly.
         self.asyncio_loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        """The jobs' asyncio tasks; a job discards its own when it ends (cheaper than a
+        done callback, which costs the loop one more iteration per request)."""
         self.stopping = False
         """True once :meth:`stop` began: a cancelled job was not cancelled by its app."""
         self._thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
@@ -148,15 +153,16 @@ class LoopThread:
         """Run ``job`` as a task on the loop; safe from any thread."""
         if self.asyncio_loop is not None:
             # asyncio can start a task from a callback: no spawner hop, no task group.
-            post(self.call_soon, self._create_task, job)
+            # The callback runs in the loop's own context, not the posting thread's (which
+            # call_soon_threadsafe would copy): that thread may run under another event
+            # loop's context (sniffio's), and the task copies the callback's.
+            try:
+                self.call_soon(self._create_task, job, context=self._context)
+            except RuntimeError:
+                pass  # the loop has closed: the process is exiting
             return
         self._pending.append(job)
         post(self.call_soon, self._wake_spawner)
-
-    def forget(self, task: asyncio.Task[None] | None) -> None:
-        """A job's asyncio task has ended (the job says so: cheaper than a callback)."""
-        if task is not None:
-            self._tasks.discard(task)
 
     def stop(self, timeout: float) -> None:
         """Run lifespan shutdown, then stop the loop; waits at most ``timeout`` s."""
@@ -167,10 +173,8 @@ class LoopThread:
 
     def _create_task(self, job: Job) -> None:
         assert self.asyncio_loop is not None
-        # In the loop's own context, not the posting thread's (which call_soon_threadsafe
-        # copies): that thread may run under another event loop's context (sniffio).
-        task = self._context.run(self.asyncio_loop.create_task, job.start(self))
-        self._tasks.add(task)
+        task = job.task = self.asyncio_loop.create_task(job.run())
+        self.tasks.add(task)
 
     def _wake_spawner(self) -> None:
         self._spawn_wanted.set()
@@ -182,7 +186,7 @@ class LoopThread:
             await self._spawn_wanted.wait()
             self._spawn_wanted = anyio.Event()
             while pending:
-                task_group.start_soon(pending.popleft().start, self)
+                task_group.start_soon(pending.popleft().run)
 
     def _run(self) -> None:
         wake_without_preempting()
@@ -213,10 +217,10 @@ class LoopThread:
             await self._stop.wait()
             self.stopping = True
             await self.lifespan.stop(self._lifespan_timeout)
-            if self._tasks:
-                for task in self._tasks:
+            if self.tasks:
+                for task in self.tasks:
                     task.cancel()
-                await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
+                await asyncio.wait(list(self.tasks), timeout=SHUTDOWN_GRACE)
             task_group.cancel_scope.cancel()
 
 

@@ -201,11 +201,11 @@ class ToThread(Generic[Item]):
         "_bytes",
         "_call_soon",
         "_high_water",
-        "_left",
         "_lock",
         "_loop",
         "_queue",
         "_waiter",
+        "left",
     )
 
     def __init__(
@@ -218,7 +218,8 @@ class ToThread(Generic[Item]):
         self._lock = threading.Lock()
         self._bytes = 0
         self._waiter: Waiter | None = None
-        self._left = False
+        self.left = False
+        """Whether the thread has stopped reading (:meth:`leave`)."""
 
     # The loop's side.
 
@@ -228,7 +229,7 @@ class ToThread(Generic[Item]):
         :returns: a waiter to await before putting more when ``high_water`` bytes
             wait, else None.
         """
-        if self._left:
+        if self.left:
             return None  # nobody reads any more
         waiter = None
         if size:
@@ -257,7 +258,7 @@ class ToThread(Generic[Item]):
         :returns: False when the thread has left, so nobody will take it.
         """
         with self._lock:
-            if self._left:
+            if self.left:
                 return False
             self._queue.put((item, 0))
             return True
@@ -284,11 +285,6 @@ class ToThread(Generic[Item]):
                     post(self._call_soon, wake, waiter)
         return item
 
-    @property
-    def left(self) -> bool:
-        """Whether the thread has stopped reading (:meth:`leave`)."""
-        return self._left
-
     def get_nowait(self) -> Item | None:
         """The next item if there is one, else None."""
         try:
@@ -299,7 +295,7 @@ class ToThread(Generic[Item]):
     def leave(self) -> None:
         """The thread stops reading: later items are dropped, a waiting loop is woken."""
         with self._lock:
-            self._left = True
+            self.left = True
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             post(self._call_soon, wake, waiter)

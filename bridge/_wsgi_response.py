@@ -20,9 +20,9 @@ end), so an error before that can still replace them. Once they are sent, a
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Final
 
-from ._content_length import DeclaredLength
+from ._content_length import UNDECLARED, DeclaredLength
 from ._headers import encode_headers, parse_status, response_content_length
 from .exceptions import WSGIProtocolError
 from .types import ExcInfo
@@ -34,6 +34,13 @@ class Phase(enum.Enum):
     HEADERS_SENT = "headers sent"
 
 
+# The members as module constants: read off the enum class, each access is a lookup
+# through the enum's metaclass (several times a global's cost), on the request path.
+AWAITING_START: Final = Phase.AWAITING_START
+HEADERS_HELD: Final = Phase.HEADERS_HELD
+HEADERS_SENT: Final = Phase.HEADERS_SENT
+
+
 class WSGIResponse:
     """The response of one WSGI call, checked as it is made."""
 
@@ -41,10 +48,10 @@ class WSGIResponse:
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self.phase = Phase.AWAITING_START
+        self.phase = AWAITING_START
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.length = DeclaredLength(None)
+        self.length = UNDECLARED
         self.handled: BaseException | None = None
         """The exception the app handled with ``exc_info`` before its headers went out."""
 
@@ -57,12 +64,12 @@ class WSGIResponse:
         """
         if exc_info is not None and exc_info[1] is not None:
             try:
-                if self.phase is Phase.HEADERS_SENT:
+                if self.phase is HEADERS_SENT:
                     raise exc_info[1].with_traceback(exc_info[2])
                 self.handled = exc_info[1]
             finally:
                 exc_info = None  # no reference cycle through the traceback
-        elif self.phase is not Phase.AWAITING_START:
+        elif self.phase is not AWAITING_START:
             raise WSGIProtocolError(
                 "start_response() was called a second time without exc_info; pass "
                 "sys.exc_info() to replace the headers of a failed response."
@@ -75,8 +82,11 @@ class WSGIResponse:
             raise WSGIProtocolError(str(exc)) from None
         self.status = code
         self.headers = encoded
-        self.length = DeclaredLength(declared, method=self.method, status=code)
-        self.phase = Phase.HEADERS_HELD
+        if declared is None:
+            self.length = UNDECLARED
+        else:
+            self.length = DeclaredLength(declared, method=self.method, status=code)
+        self.phase = HEADERS_HELD
 
     def chunk(self, data: Any) -> bytes:
         """A body chunk as the bytes to send: clipped at the declared length.
@@ -91,18 +101,40 @@ class WSGIResponse:
                     "encode text before returning it."
                 )
             data = bytes(data)
-        if self.phase is Phase.AWAITING_START:
+        if self.phase is AWAITING_START:
             raise WSGIProtocolError("The app produced a response without calling start_response().")
         return self.length.clip(data)
+
+    def whole(self, parts: list[bytes] | tuple[bytes, ...]) -> bytes:
+        """A list or tuple response, returned with its headers held, as one body.
+
+        It is clipped at the declared length; the headers go out with it.
+
+        :raises WSGIProtocolError: when a part is not bytes, or the body is short of
+            the declared Content-Length (then nothing has been sent).
+        """
+        try:
+            body = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        except TypeError:
+            raise WSGIProtocolError(
+                "Expected the response iterable to hold bytes, but it holds "
+                f"{sorted({type(part).__name__ for part in parts})}; encode text first."
+            ) from None
+        length = self.length
+        if length.remaining is not None and len(body) != length.remaining:
+            body = length.clip(body)
+            self.check_end()
+        self.phase = HEADERS_SENT
+        return body
 
     def send_headers(self) -> tuple[int, list[tuple[bytes, bytes]]]:
         """The status and headers, now that they go out.
 
         :raises WSGIProtocolError: before ``start_response()``.
         """
-        if self.phase is Phase.AWAITING_START:
+        if self.phase is AWAITING_START:
             raise WSGIProtocolError("The app produced a response without calling start_response().")
-        self.phase = Phase.HEADERS_SENT
+        self.phase = HEADERS_SENT
         return self.status, self.headers
 
     def check_end(self) -> None:

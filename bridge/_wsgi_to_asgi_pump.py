@@ -38,6 +38,7 @@ The receiver, and the choice of a bare task or a task group for it, is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
@@ -45,7 +46,7 @@ import anyio
 
 from ._environ import build_environ
 from ._file_wrapper import FileWrapper
-from ._loop import current_loop
+from ._loop import CallSoon, current_loop
 from ._streams import ToLoop, ToThread
 from ._threads import pool
 from ._wsgi_input import WSGIInput
@@ -102,7 +103,7 @@ class Pump:
         channel: ToLoop[Item] = ToLoop(call_soon, loop, wsgi.high_water)
         self._channel = channel
         try:
-            environ = self._environ(ToThread(call_soon, loop, wsgi.high_water))
+            environ = self._environ(call_soon, loop)
         except BadRequest as exc:
             logger.info("Refused a request to %r: %s", self._scope.get("path"), exc)
             await send_plain(self._send, exc.status_hint, str(exc))
@@ -130,7 +131,8 @@ class Pump:
                 try:
                     await self._relay(in_pieces)
                 finally:
-                    await receiver.stop()
+                    if receiver.running:
+                        await receiver.stop()
         except BaseException:
             receiver.abort()
             raise
@@ -138,7 +140,7 @@ class Pump:
             if channel.leave():
                 limiter.release_on_behalf_of(worker)
 
-    def _environ(self, chunks: ToThread[tuple[bytes, bool]]) -> Environ:
+    def _environ(self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None) -> Environ:
         wsgi = self._wsgi
         environ = build_environ(
             self._scope,
@@ -154,6 +156,7 @@ class Pump:
         else:
             # wsgi.input reads from RequestBody, not from the pump: the pump holds the
             # environ, and a reference back would be a cycle for the GC per request.
+            chunks: ToThread[tuple[bytes, bool]] = ToThread(call_soon, loop, wsgi.high_water)
             self._body = RequestBody(self._channel, chunks)
             body = WSGIInput(self._body.fetch, limit=limit)
         environ["wsgi.input"] = body

@@ -44,6 +44,7 @@ class Receiver:
         "_task",
         "_task_group",
         "gone",
+        "running",
     )
 
     def __init__(
@@ -60,6 +61,8 @@ class Receiver:
         self._limit = limit
         self.gone = False
         """The client has gone: nothing more is sent."""
+        self.running = False
+        """The receiver task owns ``receive()``."""
         self._received = 0  # request body bytes handed to the worker
         self._task: asyncio.Task[None] | None = None  # asyncio's receiver
         self._task_group: anyio.abc.TaskGroup | None = None  # other backends'
@@ -72,10 +75,6 @@ class Receiver:
         self._channel.abort()
         if self._body is not None:
             self._body.chunks.end()
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None or self._stop is not None
 
     async def first(self) -> bool:
         """Receive one body message inline; True when more body follows."""
@@ -98,8 +97,9 @@ class Receiver:
 
     def start(self) -> None:
         """Start the receiver task, unless it runs already."""
-        if self._task is not None or self._stop is not None:
+        if self.running:
             return
+        self.running = True
         if self._task_group is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
             return

@@ -36,7 +36,7 @@ import anyio
 from ._file_wrapper import FileWrapper
 from ._loop import CallSoon, post
 from ._streams import Gone, ToLoop, ToThread
-from ._wsgi_response import Phase, WSGIResponse
+from ._wsgi_response import HEADERS_HELD, HEADERS_SENT, WSGIResponse
 from .exceptions import ClientDisconnected, WSGIProtocolError
 from .types import Environ, ExcInfo, Scope, WSGIApp
 
@@ -161,7 +161,7 @@ class Worker:
             iterable = self._app(self._environ, self._start_response)
             kind = type(iterable)
             response = self._response
-            if (kind is list or kind is tuple) and response.phase is Phase.HEADERS_HELD:
+            if (kind is list or kind is tuple) and response.phase is HEADERS_HELD:
                 self._complete(iterable)  # type: ignore[arg-type]  # plain sequences: no close()
             elif kind is FileWrapper and self._send_path(iterable):  # type: ignore[arg-type]
                 pass
@@ -186,7 +186,7 @@ class Worker:
                         logger.exception("The response iterable's close() raised too.")
             if error is None:
                 error = self._response.handled  # answered, and now raised to the server
-            pump_left = self._channel.finish(Done(error))
+            pump_left = self._channel.finish(tuple.__new__(Done, (error,)))
             del error
             if pump_left:
                 post(self._call_soon, self._limiter.release_on_behalf_of, self)
@@ -199,7 +199,7 @@ class Worker:
 
     def _write_callable(self, data: bytes) -> None:
         # PEP 3333: the first write() call transmits the headers, even for b"".
-        if self._response.phase is Phase.HEADERS_HELD and type(data) is bytes and not data:
+        if self._response.phase is HEADERS_HELD and type(data) is bytes and not data:
             self._send_start()
         self._write(data)
 
@@ -215,7 +215,7 @@ class Worker:
             self._warn_excess()
         if not data:
             return
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_start(wake=False)  # the chunk follows at once
         # The iterable's chunk that completes the declared Content-Length is the last:
         # the worker stops iterating and puts END next, which wakes the pump once for
@@ -226,7 +226,7 @@ class Worker:
 
     def _end(self) -> None:
         response = self._response
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_start()
         response.check_end()
         self._channel.put(END)
@@ -234,28 +234,24 @@ class Worker:
     def _complete(self, parts: list[bytes] | tuple[bytes, ...]) -> None:
         response = self._response
         try:
-            body = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
-        except TypeError:
-            raise WSGIProtocolError(
-                "Expected the response iterable to hold bytes, but it holds "
-                f"{sorted({type(part).__name__ for part in parts})}; encode text first."
-            ) from None
-        body = response.chunk(body)
+            body = response.whole(parts)
+        except WSGIProtocolError:
+            if response.length.shortfall():
+                # Send what there is, then fail, as a streamed response would.
+                body = b"".join(parts)
+                self._send_start()
+                self._channel.put(Chunk(body), len(body))
+            raise
         if response.length.dropped:
             self._warn_excess()
-        elif response.length.shortfall():
-            # Send what there is, then fail, as a streamed response would.
-            self._send_start()
-            self._channel.put(Chunk(body), len(body))
-            response.check_end()
-        status, headers = response.send_headers()
         # finish() follows at once (a list has no close()): one wake-up for both.
-        self._channel.put(Complete(status, headers, body), wake=False)
+        item = tuple.__new__(Complete, (response.status, response.headers, body))
+        self._channel.put(item, wake=False)
 
     def _send_path(self, wrapper: FileWrapper) -> bool:
         extensions = self._scope.get("extensions") or {}
         response = self._response
-        if "http.response.pathsend" not in extensions or response.phase is not Phase.HEADERS_HELD:
+        if "http.response.pathsend" not in extensions or response.phase is not HEADERS_HELD:
             return False
         path = wrapper.sendable_path()
         if path is None:

@@ -90,7 +90,7 @@ class WSGICall:
         self._outbox: ToThread[Item] = ToThread(
             loop.call_soon, loop.asyncio_loop, adapter.high_water
         )
-        self._state = _WAITING
+        self._state: _State = _WAITING
         self._input = InputReader(environ, adapter.max_body_size)
         self._task: AppTask
 

@@ -46,7 +46,7 @@ class InputReader:
         self._limit = limit
         self._left: int | None = None  # bytes still to read; None: to EOF
         self._received = 0
-        self.outcome = Outcome.OPEN
+        self.outcome: Outcome = Outcome.OPEN
 
     def first(self) -> Message | None:
         """Check the declared body; read its first chunk now when that spares the app a hop.

@@ -48,6 +48,7 @@ from ._asgi_response import (
     Body,
     Head,
     PathSend,
+    Phase,
     fit_to_length,
     receive_message,
 )
@@ -145,9 +146,9 @@ class AppTask:
         self._outbox = outbox
         self._loop = loop
         self._next = first  # a request message the app has not received yet
-        self._body = _BODY_UNREAD
+        self._body: _Body = _BODY_UNREAD
         self._body_ready: anyio.Event | None = None
-        self._phase = AWAITING_START
+        self._phase: Phase = AWAITING_START
         self._head: Head | None = None  # held until the first body message
         self._length: DeclaredLength | None = None  # None: no length declared
         self._settled: anyio.Event | None = None  # set once COMPLETE or DISCONNECTED

@@ -74,7 +74,23 @@ class Gone(Exception):
     """Raised by :meth:`ToThread.get` after :meth:`ToThread.end`: the producer has gone."""
 
 
-class ToLoop(Generic[Item]):
+class _Bounded:
+    """What both directions hold: the loop to wake, the mark, the bytes waiting."""
+
+    __slots__ = ("_bytes", "_call_soon", "_high_water", "_lock", "_loop", "_waiter")
+
+    def __init__(
+        self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
+    ) -> None:
+        self._call_soon = call_soon
+        self._loop = loop  # for waiters: asyncio's, or None for anyio's
+        self._high_water = high_water
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._waiter: Waiter | None = None
+
+
+class ToLoop(_Bounded, Generic[Item]):
     """Items from a thread to the loop, bounded by bytes.
 
     The two parties also settle who ends last: :meth:`finish` (the thread's last
@@ -82,33 +98,15 @@ class ToLoop(Generic[Item]):
     already done so, so that exactly one of them releases what both share.
     """
 
-    __slots__ = (
-        "_aborted",
-        "_bytes",
-        "_call_soon",
-        "_finished",
-        "_high_water",
-        "_items",
-        "_left",
-        "_lock",
-        "_loop",
-        "_space",
-        "_waiter",
-        "_waiting",
-    )
+    __slots__ = ("_aborted", "_finished", "_items", "_left", "_space", "_waiting")
 
     def __init__(
         self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
     ) -> None:
-        self._call_soon = call_soon
-        self._loop = loop
-        self._high_water = high_water
+        super().__init__(call_soon, loop, high_water)
         self._items: list[Item] = []
-        self._lock = threading.Lock()
         self._space: threading.Condition | None = None  # made when the thread must wait
-        self._bytes = 0
         self._waiting = False  # the loop awaits _waiter
-        self._waiter: Waiter | None = None
         self._aborted = False
         self._finished = False
         self._left = False
@@ -190,34 +188,20 @@ class ToLoop(Generic[Item]):
             return self._finished
 
 
-class ToThread(Generic[Item]):
+class ToThread(_Bounded, Generic[Item]):
     """Items from the loop to a thread, bounded by bytes.
 
     When the thread stops reading early it calls :meth:`leave`; from then on items
     are dropped, and :meth:`finish` tells the loop that its last item has no reader.
     """
 
-    __slots__ = (
-        "_bytes",
-        "_call_soon",
-        "_high_water",
-        "_lock",
-        "_loop",
-        "_queue",
-        "_waiter",
-        "left",
-    )
+    __slots__ = ("_queue", "left")
 
     def __init__(
         self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
     ) -> None:
-        self._call_soon = call_soon
-        self._loop = loop
-        self._high_water = high_water
+        super().__init__(call_soon, loop, high_water)
         self._queue: queue.SimpleQueue[tuple[Item, int] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._bytes = 0
-        self._waiter: Waiter | None = None
         self.left = False
         """Whether the thread has stopped reading (:meth:`leave`)."""
 

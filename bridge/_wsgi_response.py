@@ -48,7 +48,7 @@ class WSGIResponse:
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self.phase = AWAITING_START
+        self.phase: Phase = AWAITING_START
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.length = UNDECLARED

@@ -10,7 +10,8 @@ by ``$BRIDGE_ASGI_TEST_DIR`` (tokens are hex, so every name is safe):
   writes the second.
 * ``<token>.disconnect``: one line per way the app learnt that the client of
   ``/forever`` went away (``receive:http.disconnect`` or ``send:<exception type>``).
-* ``shutdown-<pid>``: written by lifespan shutdown in process ``<pid>``.
+* ``startup-<pid>`` and ``shutdown-<pid>``: a line appended by lifespan startup and
+  shutdown in process ``<pid>`` (one line each when each phase ran once).
 """
 
 from __future__ import annotations
@@ -58,15 +59,23 @@ def marker(token: str, suffix: str) -> Path:
     return Path(os.environ[DIR_ENV]) / f"{token}.{suffix}"
 
 
+def _record_phase(phase: str, app: str) -> None:
+    with (Path(os.environ[DIR_ENV]) / f"{phase}-{os.getpid()}").open("a", encoding="ascii") as file:
+        file.write(f"{app}\n")
+
+
 def startup_state(app: str) -> dict[str, Any]:
-    """The lifespan state: set once per process, by the process that runs startup."""
+    """The lifespan state: set once per process, by the process that runs startup.
+
+    Also appends ``app`` to ``startup-<pid>``.
+    """
+    _record_phase("startup", app)
     return {"app": app, "value": STATE_VALUE, "startup_pid": os.getpid()}
 
 
 def record_shutdown(app: str) -> None:
-    """Lifespan shutdown ran in this process."""
-    path = Path(os.environ[DIR_ENV]) / f"shutdown-{os.getpid()}"
-    path.write_text(f"{app}\n", "ascii")
+    """Lifespan shutdown ran in this process: appends ``app`` to ``shutdown-<pid>``."""
+    _record_phase("shutdown", app)
 
 
 def describe(app: str, request: Request) -> dict[str, Any]:

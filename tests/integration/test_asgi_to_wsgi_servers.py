@@ -2,10 +2,13 @@
 
 Every test in the first part runs against each (server configuration, app) pair:
 gunicorn's ``sync`` worker, gunicorn ``gthread`` with 8 threads, gunicorn
-``--preload`` with two ``gthread`` workers, and waitress with 8 threads, each
-serving a Starlette app and a FastAPI app (``tests/integration/apps``). One server
-runs per pair for the whole module. A Quart app gets a smoke test per configuration;
-worker recycling and lifespan shutdown start servers of their own.
+``--preload`` with two ``gthread`` workers, waitress with 8 threads, and the servers
+legacy deployments keep: uWSGI (app loaded in the master, workers forked from it),
+Apache with mod_wsgi in daemon mode (``mod_wsgi-express``) and granian's WSGI
+interface, each with two worker processes. Each serves a Starlette app and a FastAPI
+app (``tests/integration/apps``). One server runs per pair for the whole module. A
+Quart app gets a smoke test per configuration; worker recycling, graceful reloads
+and lifespan shutdown start servers of their own.
 
 The test process and the apps talk through files in a temporary directory (see
 ``apps/_asgi_shared.py``), so a signal reaches the app whichever worker serves it.
@@ -15,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,11 +32,16 @@ import h11
 import httpx
 import pytest
 
+from tests.conftest import open_directory
+
 from ._protocols import RunningServer, ServeFn
 from ._wire import RawHTTP, wait_for
 from .apps import _asgi_shared as shared
 
-pytestmark = pytest.mark.server
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the apps read /proc"),
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -43,12 +54,17 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Config:
-    """A WSGI server and its command-line arguments."""
+    """A WSGI server, its command-line arguments, and what it offers."""
 
     server: str
     args: tuple[str, ...]
     workers: int
     threads: int
+    file_wrapper: bool = True
+    """Whether the server puts a ``wsgi.file_wrapper`` in the environ."""
+    chunked_input: str = "streamed"
+    """How a chunked request body reaches the app: ``streamed`` (no CONTENT_LENGTH,
+    read to the end) or ``buffered`` (read whole first, then given a CONTENT_LENGTH)."""
 
     @property
     def one_threaded_process(self) -> bool:
@@ -57,6 +73,7 @@ class Config:
 
 
 _GTHREAD = ("--worker-class", "gthread", "--threads", "8")
+_TWO_BY_FOUR = ("--processes", "2", "--threads", "4")
 
 CONFIGS: dict[str, Config] = {
     "gunicorn-sync": Config("gunicorn", ("--worker-class", "sync"), 1, 1),
@@ -67,9 +84,24 @@ CONFIGS: dict[str, Config] = {
         2,
         1,
     ),
-    "waitress": Config("waitress", ("--threads=8",), 1, 8),
+    "waitress": Config("waitress", ("--threads=8",), 1, 8, chunked_input="buffered"),
+    # uWSGI's HTTP router hands a chunked body on only when asked to.
+    "uwsgi": Config("uwsgi", (*_TWO_BY_FOUR, "--http-chunked-input"), 2, 4),
+    "mod_wsgi": Config("mod_wsgi", (*_TWO_BY_FOUR, "--chunked-request"), 2, 4),
+    "granian-wsgi": Config(
+        "granian", ("--workers", "2", "--blocking-threads", "4"), 2, 4, file_wrapper=False
+    ),
 }
 """Test id to server configuration."""
+
+STOP_AND_RELOAD: dict[str, tuple[str, signal.Signals, tuple[str, ...]]] = {
+    "gunicorn": ("gunicorn-preload", signal.SIGHUP, ("--max-requests", "20")),
+    "uwsgi": ("uwsgi", signal.SIGHUP, ("--max-requests", "20")),
+    "mod_wsgi": ("mod_wsgi", signal.SIGUSR1, ("--maximum-requests", "20")),
+    "granian": ("granian-wsgi", signal.SIGHUP, ()),
+}
+"""Server to (its configuration, the signal of a graceful reload, the options that
+recycle a worker after 20 requests; granian has none)."""
 
 APPS = {
     "starlette": "tests.integration.apps.starlette_app:wsgi_app",
@@ -96,8 +128,17 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def marker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("asgi-markers")
+def marker_dir() -> Iterator[Path]:
+    # Writable by mod_wsgi's daemon processes, which run as another user under root.
+    with open_directory("asgi-markers-") as path:
+        yield path
+
+
+@pytest.fixture
+def own_marker_dir() -> Iterator[Path]:
+    """A marker directory for one test's own server."""
+    with open_directory("asgi-markers-") as path:
+        yield path
 
 
 def _serve_target(
@@ -224,12 +265,12 @@ def test_upload_chunked(target: Target) -> None:
     report = json.loads(answer)
     assert (report["size"], report["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
     assert report["input_terminated"] is True
-    if target.config.server == "waitress":
+    if target.config.chunked_input == "buffered":
         # waitress reads the whole chunked body first, then presents it as a plain one.
         assert report["content_length"] == str(len(body)), report
         assert report["transfer_encoding"] is None, report
     else:
-        # gunicorn streams it: no CONTENT_LENGTH, wsgi.input reads to the end.
+        # The others stream it: no CONTENT_LENGTH, wsgi.input reads to the end.
         assert report["content_length"] is None, report
         assert report["transfer_encoding"] == "chunked", report
 
@@ -298,8 +339,8 @@ def test_lifespan_state_in_every_worker(target: Target) -> None:
                 break
 
     assert len(documents) == target.config.workers, sorted(documents)
-    if target.config.server == "gunicorn":
-        assert target.server.pid not in documents, "The gunicorn master served a request."
+    if target.config.workers > 1:
+        assert target.server.pid not in documents, "The master process served a request."
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
@@ -348,6 +389,69 @@ def test_exception_is_a_bare_500(target: Target, client: httpx.Client, path: str
     assert target.server.is_running()
 
 
+# Large bodies in bounded memory, and files.
+
+LARGE = 64 * MIB
+BOUND_KIB = 24 * 1024
+"""The most a 64 MiB transfer may add to the serving process's peak memory: a
+process holding the whole body (no back-pressure) would add at least 64 MiB."""
+
+
+def _peak_kib(pid: int) -> int:
+    """``VmHWM`` of process ``pid``: its peak resident memory since the app reset it."""
+    for line in Path(f"/proc/{pid}/status").read_text("ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"No VmHWM for process {pid}.")
+
+
+def test_large_upload_in_bounded_memory(target: Target, client: httpx.Client) -> None:
+    def body() -> Iterator[bytes]:
+        chunk = bytes(MIB)
+        for _ in range(LARGE // MIB):
+            yield chunk
+
+    response = client.post("/upload", content=body(), headers={"Content-Length": str(LARGE)})
+
+    assert response.status_code == 200, target.server.describe()
+    report = response.json()
+    assert report["size"] == LARGE, report
+    growth = report["peak_kib"] - report["rss_before_kib"]
+    assert growth < BOUND_KIB, f"The upload raised the peak by {growth} KiB. {report}"
+
+
+def test_large_download_in_bounded_memory(target: Target, client: httpx.Client) -> None:
+    # The app produces 64 MiB as fast as send() takes it; only back-pressure from the
+    # client's reads, through the server and the bridge, keeps it from piling up.
+    received = 0
+    with client.stream("GET", "/download", params={"size": LARGE}) as response:
+        assert response.status_code == 200, target.server.describe()
+        pid = int(response.headers["x-pid"])
+        rss_before = int(response.headers["x-rss-before-kib"])
+        for chunk in response.iter_bytes():
+            received += len(chunk)
+        growth = _peak_kib(pid) - rss_before
+
+    assert received == LARGE
+    assert growth < BOUND_KIB, f"The download raised worker {pid}'s peak by {growth} KiB."
+
+
+def test_pathsend_uses_the_servers_file_wrapper(target: Target, client: httpx.Client) -> None:
+    token = uuid.uuid4().hex
+    content = _payload(2 * MIB + 17, seed=5)
+    target.marker(token, "file").write_bytes(content)
+
+    response = client.get("/file", params={"token": token})
+
+    assert response.status_code == 200, target.server.describe()
+    assert response.content == content
+    used = target.marker(token, "file_wrapper").read_text("ascii").strip()
+    if target.config.file_wrapper:
+        assert used not in ("absent", "bridge._asgi_to_wsgi._FileIterator"), used
+    else:
+        assert used == "absent", f"{target.config.server} has a wsgi.file_wrapper now: {used}"
+
+
 # Quart.
 
 
@@ -385,50 +489,161 @@ def test_quart_smoke(quart_target: Target) -> None:
     assert rest == b"event: second\ndata: released=yes\n\n"
 
 
-# Servers of their own: worker recycling and shutdown.
+# Servers of their own: worker recycling, graceful reloads and shutdown.
 
 
-def test_max_requests_recycles_workers(serve: ServeFn, tmp_path: Path) -> None:
+def _lifespan_records(directory: Path, phase: str) -> dict[int, str]:
+    """What lifespan ``phase`` (startup or shutdown) wrote, by process."""
+    return {
+        int(path.name.partition("-")[2]): path.read_text("ascii")
+        for path in directory.glob(f"{phase}-*")
+    }
+
+
+def _workers_seen(server: RunningServer, count: int) -> set[int]:
+    """The pids of ``count`` workers, asked with fresh connections (200 requests at most)."""
+    pids: set[int] = set()
+    with _fresh_connections(server.url) as client:
+        for _ in range(200):
+            response = client.get("/json")
+            assert response.status_code == 200, server.describe()
+            document = response.json()
+            _assert_own_state(document, "starlette")
+            pids.add(document["pid"])
+            if len(pids) == count:
+                break
+    assert len(pids) == count, f"Saw workers {sorted(pids)}. {server.describe()}"
+    return pids
+
+
+def _try_json(server: RunningServer) -> dict[str, Any] | None:
+    """``GET /json`` on a fresh connection; None while the server cannot answer it."""
+    try:
+        with _fresh_connections(server.url) as client:
+            response = client.get("/json")
+            document: dict[str, Any] | None = (
+                response.json() if response.status_code == 200 else None
+            )
+    except (httpx.HTTPError, ValueError):
+        return None
+    return document
+
+
+def _assert_once_each(directory: Path, pids: set[int], phase: str) -> None:
+    records = _lifespan_records(directory, phase)
+    missing = sorted(pid for pid in pids if records.get(pid) != "starlette\n")
+    assert not missing, f"Lifespan {phase} did not run exactly once in {missing}: {records}"
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi", "mod_wsgi"])
+def test_max_requests_recycles_workers(serve: ServeFn, own_marker_dir: Path, server: str) -> None:
     # Each worker serves 20 requests and exits; each new one starts its own event
     # loop and runs lifespan startup before its first request.
-    env = {shared.DIR_ENV: str(tmp_path)}
-    args = [*_GTHREAD, "--max-requests", "20"]
-    with serve("gunicorn", APPS["starlette"], extra_args=args, env=env) as server:
-        with _fresh_connections(server.url) as client:
+    config_id, _, recycle = STOP_AND_RELOAD[server]
+    config = CONFIGS[config_id]
+    env = {shared.DIR_ENV: str(own_marker_dir)}
+    with serve(server, APPS["starlette"], extra_args=[*config.args, *recycle], env=env) as running:
+        with _fresh_connections(running.url) as client:
             responses = [client.get("/json") for _ in range(60)]
         statuses = [response.status_code for response in responses]
-        assert statuses == [200] * 60, server.describe()
+        assert statuses == [200] * 60, running.describe()
         documents = [response.json() for response in responses]
         for document in documents:
             _assert_own_state(document, "starlette")
         pids = {document["pid"] for document in documents}
         assert len(pids) >= 3, (
-            f"60 requests were served by {len(pids)} workers. {server.describe()}"
+            f"60 requests were served by {len(pids)} workers. {running.describe()}"
         )
+        _assert_once_each(own_marker_dir, pids, "startup")
 
-    # Every recycled worker ran lifespan shutdown on its way out.
-    shutdowns = {path.name for path in tmp_path.glob("shutdown-*")}
-    assert {f"shutdown-{pid}" for pid in pids} <= shutdowns, sorted(shutdowns)
+    # Every recycled worker ran lifespan shutdown on its way out, once.
+    _assert_once_each(own_marker_dir, pids, "shutdown")
 
 
-@pytest.mark.parametrize("config_id", ["gunicorn-sync", "gunicorn-gthread", "gunicorn-preload"])
-def test_lifespan_shutdown_runs_on_sigterm(serve: ServeFn, tmp_path: Path, config_id: str) -> None:
+@pytest.mark.parametrize("server", list(STOP_AND_RELOAD))
+def test_graceful_reload_runs_shutdown_then_startup(
+    serve: ServeFn, own_marker_dir: Path, server: str
+) -> None:
+    # gunicorn and uWSGI: SIGHUP; granian: SIGHUP (respawn); Apache: SIGUSR1, which
+    # is what apachectl graceful sends.
+    config_id, reload, _ = STOP_AND_RELOAD[server]
     config = CONFIGS[config_id]
-    env = {shared.DIR_ENV: str(tmp_path)}
-    pids: set[int] = set()
-    with serve("gunicorn", APPS["starlette"], extra_args=config.args, env=env) as server:
-        with _fresh_connections(server.url) as client:
-            for _ in range(200):
-                pids.add(client.get("/json").json()["pid"])
-                if len(pids) == config.workers:
-                    break
-        assert len(pids) == config.workers, server.describe()
-        assert not list(tmp_path.glob("shutdown-*"))
+    env = {shared.DIR_ENV: str(own_marker_dir)}
+    with serve(server, APPS["starlette"], extra_args=config.args, env=env) as running:
+        old = _workers_seen(running, config.workers)
+        os.kill(running.pid, reload)
+        wait_for(
+            lambda: set(_lifespan_records(own_marker_dir, "shutdown")) >= old,
+            timeout=30.0,
+            describe=lambda: (
+                f"Old workers' shutdown: {_lifespan_records(own_marker_dir, 'shutdown')}. "
+                f"{running.describe()}"
+            ),
+        )
+        _assert_once_each(own_marker_dir, old, "shutdown")
+        new: set[int] = set()
+
+        def new_workers_answer() -> bool:
+            document = _try_json(running)
+            if document is not None and document["pid"] not in old:
+                _assert_own_state(document, "starlette")
+                new.add(document["pid"])
+            return len(new) == config.workers
+
+        wait_for(new_workers_answer, timeout=30.0, describe=running.describe)
+        _assert_once_each(own_marker_dir, new, "startup")
+        assert running.is_running(), running.describe()
+
+    _assert_once_each(own_marker_dir, old | new, "shutdown")
+
+
+@pytest.mark.parametrize(
+    "config_id",
+    ["gunicorn-sync", "gunicorn-gthread", "gunicorn-preload", "uwsgi", "mod_wsgi", "granian-wsgi"],
+)
+def test_lifespan_shutdown_runs_on_sigterm(
+    serve: ServeFn, own_marker_dir: Path, config_id: str
+) -> None:
+    config = CONFIGS[config_id]
+    env = {shared.DIR_ENV: str(own_marker_dir)}
+    with serve(config.server, APPS["starlette"], extra_args=config.args, env=env) as server:
+        pids = _workers_seen(server, config.workers)
+        _assert_once_each(own_marker_dir, pids, "startup")
+        assert not _lifespan_records(own_marker_dir, "shutdown")
         master = server.pid
 
-    # The ``with`` block sent SIGTERM and waited for gunicorn to exit.
-    for pid in pids:
-        marker = tmp_path / f"shutdown-{pid}"
-        assert marker.exists(), f"No lifespan shutdown in worker {pid}."
-        assert marker.read_text("ascii") == "starlette\n"
-    assert not (tmp_path / f"shutdown-{master}").exists(), "The master ran lifespan."
+    # The ``with`` block sent SIGTERM and waited for the server to exit.
+    _assert_once_each(own_marker_dir, pids, "shutdown")
+    assert master not in _lifespan_records(own_marker_dir, "startup"), "The master ran lifespan."
+
+
+def test_uwsgi_harakiri_does_not_hang_the_successor(serve: ServeFn, own_marker_dir: Path) -> None:
+    # --harakiri 2: uWSGI kills a worker whose request runs longer than 2 s (SIGKILL:
+    # no shutdown can run). The worker it forks in its place starts its own loop.
+    env = {shared.DIR_ENV: str(own_marker_dir)}
+    args = ["--processes", "1", "--threads", "2", "--harakiri", "2"]
+    with serve("uwsgi", APPS["starlette"], extra_args=args, env=env) as running:
+        (first,) = _workers_seen(running, 1)
+        token = uuid.uuid4().hex
+        with RawHTTP(running.host, running.port) as http:
+            http.request("GET", f"/forever?token={token}")
+            http.send(h11.EndOfMessage())
+            assert http.read_response().status_code == 200, running.describe()
+            with pytest.raises((h11.RemoteProtocolError, OSError)):
+                http.read_body()  # the stream runs until harakiri kills its worker
+        assert "HARAKIRI" in running.log_tail(400), running.describe()
+
+        second: list[int] = []
+
+        def successor_answers() -> bool:
+            document = _try_json(running)
+            if document is not None and document["pid"] != first:
+                _assert_own_state(document, "starlette")
+                second.append(document["pid"])
+            return bool(second)
+
+        wait_for(successor_answers, timeout=30.0, describe=running.describe)
+        _assert_once_each(own_marker_dir, {first, second[0]}, "startup")
+        assert first not in _lifespan_records(own_marker_dir, "shutdown")
+
+    _assert_once_each(own_marker_dir, {second[0]}, "shutdown")

@@ -10,6 +10,9 @@ by ``$BRIDGE_ASGI_TEST_DIR`` (tokens are hex, so every name is safe):
   writes the second.
 * ``<token>.disconnect``: one line per way the app learnt that the client of
   ``/forever`` went away (``receive:http.disconnect`` or ``send:<exception type>``).
+* ``<token>.file``: written by the test, sent by ``/file`` as a file response
+  (``http.response.pathsend``); ``<token>.file_wrapper`` says what served it: the
+  type the server's ``wsgi.file_wrapper`` returned, or ``absent``.
 * ``startup-<pid>`` and ``shutdown-<pid>``: a line appended by lifespan startup and
   shutdown in process ``<pid>`` (one line each when each phase ran once).
 """
@@ -27,10 +30,10 @@ from typing import Any
 import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import FileResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from bridge.types import ASGIApp
+from bridge.types import ASGIApp, Environ, StartResponse, WSGIApp
 from bridge.types import Receive as BridgeReceive
 from bridge.types import Scope as BridgeScope
 from bridge.types import Send as BridgeSend
@@ -109,8 +112,37 @@ async def form_report(request: Request) -> dict[str, Any]:
     return {"fields": fields, "files": files}
 
 
+DOWNLOAD_CHUNK = 65536
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def reset_peak_memory() -> int:
+    """Reset this process's peak resident memory to its current size (Linux); return it in KiB.
+
+    ``peak-<pid>`` tells the test what the peak was before each reset; the test reads
+    the new peak (``VmHWM``) from ``/proc/<pid>/status`` after the transfer.
+    """
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+        clear_refs.write("5")
+    return _status_kib("VmRSS")
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory since the last reset, in KiB."""
+    return _status_kib("VmHWM")
+
+
 async def upload_report(request: Request) -> dict[str, Any]:
-    """The body's size and sha256, and how the WSGI server framed it in the environ."""
+    """The body's size and sha256, how the WSGI server framed it in the environ, and
+    the serving process's resident memory before and its peak during the upload (KiB)."""
+    rss_before = reset_peak_memory()
     digest = hashlib.sha256()
     size = 0
     chunks = 0
@@ -126,7 +158,55 @@ async def upload_report(request: Request) -> dict[str, Any]:
         "content_length": environ.get("CONTENT_LENGTH") or None,
         "input_terminated": bool(environ.get("wsgi.input_terminated")),
         "transfer_encoding": request.headers.get("transfer-encoding"),
+        "rss_before_kib": rss_before,
+        "peak_kib": peak_memory(),
     }
+
+
+async def _zeros(size: int) -> AsyncIterator[bytes]:
+    chunk = bytes(DOWNLOAD_CHUNK)
+    for start in range(0, size, DOWNLOAD_CHUNK):
+        yield chunk[: size - start]
+
+
+def download(size: int) -> StreamingResponse:
+    """``size`` zero bytes, produced as fast as ``send()`` takes them.
+
+    Headers: ``X-Pid`` and ``X-Rss-Before-Kib`` (after a peak reset), so the test can
+    read the serving process's peak memory during the download.
+    """
+    headers = {"X-Pid": str(os.getpid()), "X-Rss-Before-Kib": str(reset_peak_memory())}
+    return StreamingResponse(_zeros(size), media_type="application/octet-stream", headers=headers)
+
+
+def file_response(token: str) -> FileResponse:
+    """``<token>.file``, sent with ``http.response.pathsend`` under ``ASGIToWSGI``."""
+    return FileResponse(marker(token, "file"), media_type="application/octet-stream")
+
+
+def record_file_wrapper(app: WSGIApp) -> WSGIApp:
+    """``app``, with the server's ``wsgi.file_wrapper`` recorded for ``/file?token=...``."""
+
+    def recorded(environ: Environ, start_response: StartResponse) -> Any:
+        token = environ.get("QUERY_STRING", "").partition("token=")[2]
+        if environ.get("PATH_INFO") != "/file" or not token:
+            return app(environ, start_response)
+        record = marker(token, "file_wrapper")
+        server_wrapper = environ.get("wsgi.file_wrapper")
+        if server_wrapper is None:
+            record.write_text("absent\n", "ascii")
+            return app(environ, start_response)
+
+        def wrapper(file: Any, block_size: int = 8192) -> Any:
+            wrapped = server_wrapper(file, block_size)
+            kind = type(wrapped)
+            record.write_text(f"{kind.__module__}.{kind.__qualname__}\n", "ascii")
+            return wrapped
+
+        environ["wsgi.file_wrapper"] = wrapper
+        return app(environ, start_response)
+
+    return recorded
 
 
 def sse(event: str, data: str) -> bytes:

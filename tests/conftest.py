@@ -116,7 +116,8 @@ def _mod_wsgi(app: str, port: int, extra: Sequence[str]) -> list[str]:
         "start-server",
         *("--application-type", "module", "--entry-point", module),
         *("--callable-object", attribute, "--python-path", str(PROJECT_ROOT)),
-        *("--host", HOST, "--port", str(port), "--log-to-terminal", *user),
+        *("--host", HOST, "--port", str(port), "--log-to-terminal", "--locale", "C.UTF-8"),
+        *user,
         *extra,
     ]
 

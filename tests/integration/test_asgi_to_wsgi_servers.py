@@ -101,7 +101,10 @@ CONFIGS: dict[str, Config] = {
         answers_errors=False,
         keepalive=False,
     ),
-    "mod_wsgi": Config("mod_wsgi", (*_TWO_BY_FOUR, "--chunked-request"), 2, 4),
+    # mod_wsgi-express refuses bodies over 10 MiB by default.
+    "mod_wsgi": Config(
+        "mod_wsgi", (*_TWO_BY_FOUR, "--chunked-request", "--limit-request-body", "134217728"), 2, 4
+    ),
     "granian-wsgi": Config(
         "granian", ("--workers", "2", "--blocking-threads", "4"), 2, 4, file_wrapper=False
     ),
@@ -283,13 +286,13 @@ def test_upload_chunked(target: Target) -> None:
 
     assert response.status_code == 200, target.server.describe()
     report = json.loads(answer)
-    assert (report["size"], report["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
-    assert report["input_terminated"] is True
     if target.config.chunked_input == "dropped":
         # uWSGI's HTTP router passes the head on without the body (its chunked_read()
         # API is the only way to the body): the app sees an empty request.
         assert (report["size"], report["content_length"]) == (0, None), report
         return
+    assert (report["size"], report["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    assert report["input_terminated"] is True
     if target.config.chunked_input == "buffered":
         # waitress reads the whole chunked body first, then presents it as a plain one.
         assert report["content_length"] == str(len(body)), report

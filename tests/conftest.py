@@ -378,7 +378,7 @@ def serve(
             port = free_port()
             log_path = log_dir / f"{server}-{port}.log"
             command = [*program, *arguments(app_import, port, [*own_directory, *extra_args])]
-            with log_path.open("wb") as log:
+            with log_path.open("ab") as log:  # appended: Apache reopens its stderr
                 process = subprocess.Popen(
                     command,
                     cwd=PROJECT_ROOT,

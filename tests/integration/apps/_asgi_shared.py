@@ -189,26 +189,23 @@ def file_response(token: str) -> FileResponse:
 
 
 def record_file_wrapper(app: WSGIApp) -> WSGIApp:
-    """``app``, with the server's ``wsgi.file_wrapper`` recorded for ``/file?token=...``."""
+    """``app``, recording what served ``/file?token=...`` in ``<token>.file_wrapper``.
+
+    The environ is left as it is (gunicorn checks the response's type against its
+    ``wsgi.file_wrapper``): the record is the type of the iterable ``app`` returned,
+    or ``absent`` when the server offers no ``wsgi.file_wrapper``.
+    """
 
     def recorded(environ: Environ, start_response: StartResponse) -> Any:
+        result = app(environ, start_response)
         token = environ.get("QUERY_STRING", "").partition("token=")[2]
-        if environ.get("PATH_INFO") != "/file" or not token:
-            return app(environ, start_response)
-        record = marker(token, "file_wrapper")
-        server_wrapper = environ.get("wsgi.file_wrapper")
-        if server_wrapper is None:
-            record.write_text("absent\n", "ascii")
-            return app(environ, start_response)
-
-        def wrapper(file: Any, block_size: int = 8192) -> Any:
-            wrapped = server_wrapper(file, block_size)
-            kind = type(wrapped)
-            record.write_text(f"{kind.__module__}.{kind.__qualname__}\n", "ascii")
-            return wrapped
-
-        environ["wsgi.file_wrapper"] = wrapper
-        return app(environ, start_response)
+        if environ.get("PATH_INFO") == "/file" and token:
+            kind = type(result)
+            used = f"{kind.__module__}.{kind.__qualname__}"
+            if environ.get("wsgi.file_wrapper") is None:
+                used = "absent"
+            marker(token, "file_wrapper").write_text(f"{used}\n", "ascii")
+        return result
 
     return recorded
 

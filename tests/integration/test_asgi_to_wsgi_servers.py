@@ -427,10 +427,11 @@ def test_exception_is_a_bare_500(target: Target, client: httpx.Client, path: str
 
 # Large bodies in bounded memory, and files.
 
-LARGE = 64 * MIB
-BOUND_KIB = 24 * 1024
-"""The most a 64 MiB transfer may add to the serving process's peak memory: a
-process holding the whole body (no back-pressure) would add at least 64 MiB."""
+LARGE = 96 * MIB
+BOUND_KIB = 48 * 1024
+"""The most a 96 MiB transfer may add to the serving process's peak memory: what a
+server buffers on its own (waitress up to 16 MiB of output) fits, while a process
+holding the body (no back-pressure) would add close to 96 MiB."""
 
 
 def _peak_kib(pid: int) -> int:
@@ -456,14 +457,31 @@ def test_large_upload_in_bounded_memory(target: Target, client: httpx.Client) ->
     assert growth < BOUND_KIB, f"The upload raised the peak by {growth} KiB. {report}"
 
 
+STALL_SECONDS = 3.0
+"""How long a client that reads nothing watches the app not finish its download."""
+
+
+def _sent(path: Path) -> int:
+    try:
+        return int(path.read_text("ascii") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def test_large_download_in_bounded_memory(target: Target, client: httpx.Client) -> None:
-    # The app produces 64 MiB as fast as send() takes it; only back-pressure from the
-    # client's reads, through the server and the bridge, keeps it from piling up.
+    # The app produces 96 MiB as fast as send() takes it; only back-pressure from the
+    # client's reads, through the server and the bridge, holds it back.
+    token = uuid.uuid4().hex
+    sent = target.marker(token, "sent")
     received = 0
-    with client.stream("GET", "/download", params={"size": LARGE}) as response:
+    with client.stream("GET", "/download", params={"size": LARGE, "token": token}) as response:
         assert response.status_code == 200, target.server.describe()
         pid = int(response.headers["x-pid"])
         rss_before = int(response.headers["x-rss-before-kib"])
+        # Nothing read yet: the app must stall short of the end (buffers fill up).
+        with pytest.raises(AssertionError, match="Gave up"):
+            wait_for(lambda: _sent(sent) >= LARGE, timeout=STALL_SECONDS, describe=str)
+        assert _sent(sent) < LARGE
         for chunk in response.iter_bytes():
             received += len(chunk)
         growth = _peak_kib(pid) - rss_before
@@ -673,15 +691,34 @@ def test_graceful_reload_runs_shutdown_then_startup(
 
 
 @pytest.mark.parametrize(
-    "config_id",
-    ["gunicorn-sync", "gunicorn-gthread", "gunicorn-preload", "uwsgi", "mod_wsgi", "granian-wsgi"],
+    ("config_id", "extra"),
+    [
+        *(
+            (config_id, ())
+            for config_id in ("gunicorn-sync", "gunicorn-gthread", "gunicorn-preload")
+        ),
+        ("uwsgi", ()),
+        # No Python finalization in the worker: only uwsgi.atexit is left.
+        ("uwsgi", ("--skip-atexit-teardown",)),
+        ("mod_wsgi", ()),
+        ("granian-wsgi", ()),
+    ],
+    ids=[
+        "gunicorn-sync",
+        "gunicorn-gthread",
+        "gunicorn-preload",
+        "uwsgi",
+        "uwsgi-skip-atexit-teardown",
+        "mod_wsgi",
+        "granian-wsgi",
+    ],
 )
 def test_lifespan_shutdown_runs_on_a_graceful_stop(
-    serve: ServeFn, own_marker_dir: Path, config_id: str
+    serve: ServeFn, own_marker_dir: Path, config_id: str, extra: tuple[str, ...]
 ) -> None:
     config = CONFIGS[config_id]
     env = {shared.DIR_ENV: str(own_marker_dir)}
-    args = [*config.args, *_graceful_stop_args(config.server, own_marker_dir)]
+    args = [*config.args, *extra, *_graceful_stop_args(config.server, own_marker_dir)]
     with serve(config.server, APPS["starlette"], extra_args=args, env=env) as server:
         pids = _workers_seen(server, config.workers, own_marker_dir)
         _assert_once_each(own_marker_dir, pids, "startup")

@@ -10,6 +10,7 @@ by ``$BRIDGE_ASGI_TEST_DIR`` (tokens are hex, so every name is safe):
   writes the second.
 * ``<token>.disconnect``: one line per way the app learnt that the client of
   ``/forever`` went away (``receive:http.disconnect`` or ``send:<exception type>``).
+* ``<token>.sent``: how many bytes ``/download`` has produced so far.
 * ``<token>.file``: written by the test, sent by ``/file`` as a file response
   (``http.response.pathsend``); ``<token>.file_wrapper`` says what served it: the
   type the server's ``wsgi.file_wrapper`` returned, or ``absent``.
@@ -167,20 +168,26 @@ async def upload_report(request: Request) -> dict[str, Any]:
     }
 
 
-async def _zeros(size: int) -> AsyncIterator[bytes]:
-    chunk = bytes(DOWNLOAD_CHUNK)
+async def _zeros(size: int, token: str) -> AsyncIterator[bytes]:
+    sent = marker(token, "sent")
     for start in range(0, size, DOWNLOAD_CHUNK):
-        yield chunk[: size - start]
+        if start % (16 * DOWNLOAD_CHUNK) == 0:
+            sent.write_text(str(start), "ascii")
+        # A new object each time: chunks held anywhere on the way all take memory.
+        yield bytes(min(DOWNLOAD_CHUNK, size - start))
+    sent.write_text(str(size), "ascii")
 
 
-def download(size: int) -> StreamingResponse:
+def download(size: int, token: str) -> StreamingResponse:
     """``size`` zero bytes, produced as fast as ``send()`` takes them.
 
-    Headers: ``X-Pid`` and ``X-Rss-Before-Kib`` (after a peak reset), so the test can
-    read the serving process's peak memory during the download.
+    ``<token>.sent`` holds how many bytes the app has produced (every MiB). Headers:
+    ``X-Pid`` and ``X-Rss-Before-Kib`` (after a peak reset), so the test can read the
+    serving process's peak memory during the download.
     """
     headers = {"X-Pid": str(os.getpid()), "X-Rss-Before-Kib": str(reset_peak_memory())}
-    return StreamingResponse(_zeros(size), media_type="application/octet-stream", headers=headers)
+    body = _zeros(size, token)
+    return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
 
 
 def file_response(token: str) -> FileResponse:

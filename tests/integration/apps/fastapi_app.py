@@ -78,8 +78,8 @@ async def error() -> None:
 
 
 @fastapi_app.get("/download")
-async def download(size: int) -> StreamingResponse:
-    return shared.download(size)
+async def download(size: int, token: str) -> StreamingResponse:
+    return shared.download(size, token)
 
 
 @fastapi_app.get("/file")

@@ -73,7 +73,8 @@ async def error(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    return shared.download(int(request.query_params["size"]))
+    params = request.query_params
+    return shared.download(int(params["size"]), params["token"])
 
 
 async def file(request: Request) -> Response:

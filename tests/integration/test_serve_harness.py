@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
@@ -47,8 +45,6 @@ def test_serves_then_stops(
         assert running.is_running()
 
     assert not running.is_running(), "The server outlived its context manager."
-    with pytest.raises(ProcessLookupError):
-        os.killpg(running.pid, 0)  # nothing of its process group is left
     assert running.log_path.exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -16,7 +17,7 @@ import pytest
 from bridge import ServerNotAvailable
 from bridge._servers import SERVERS
 from bridge.cli import main
-from tests.conftest import HOST, PROJECT_ROOT, free_port, require_server, stop
+from tests.conftest import HOST, PROJECT_ROOT, free_port, open_directory, require_server, stop
 
 
 def test_inspect_describes_a_mount(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,10 +117,14 @@ def test_serve_runs_the_app_bridged(app: str, server: str, body: str, tmp_path: 
     require_server(server, app)
     port = free_port()
     log_path = tmp_path / "serve.log"
+    # mod_wsgi-express makes its server root under $TMPDIR: one removed afterwards.
+    scratch = contextlib.ExitStack()
+    server_tmp = scratch.enter_context(open_directory("serve-cli-"))
     with log_path.open("ab") as log:  # appended: a server may reopen it (Apache)
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", app, "--server", server, "--port", str(port)],
             cwd=PROJECT_ROOT,
+            env={**os.environ, "TMPDIR": str(server_tmp)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -136,6 +141,7 @@ def test_serve_runs_the_app_bridged(app: str, server: str, body: str, tmp_path: 
         assert text == body, log_path.read_text(errors="replace")[-2000:]
     finally:
         stop(process, group=True)
+        scratch.close()
     if server != "mod_wsgi":  # Apache truncates the log it shares when it opens it
         assert b"bridge: serving " + app.encode() in log_path.read_bytes()
 

@@ -36,6 +36,7 @@ from ._asgi_to_wsgi_input import CHUNK, InputReader, Outcome
 from ._asgi_to_wsgi_task import DISCONNECT, AppTask, Ended, File, Item, NeedBody, Start
 from ._environ import build_scope
 from ._headers import status_line
+from ._hosts import drops_close_errors
 from ._loop import LoopThread, post
 from ._streams import ToThread
 from .exceptions import ASGIProtocolError, BadRequest, BodyTooLarge, ClientDisconnected
@@ -127,9 +128,7 @@ class WSGICall:
                 self._start_response(item.status, item.headers)
                 if not item.more:
                     self._state = _DELIVERED
-                    whole = _Whole((item.body,))
-                    whole.call = self
-                    return whole
+                    return _Whole(self, item.body)
                 self._state = _STREAMING
                 return _Stream(self, item.body)
             if type(item) is File:
@@ -209,6 +208,12 @@ class WSGICall:
             if type(item) is Ended:
                 self._state = _DONE
                 if item.error is not None:
+                    if drops_close_errors(self._environ):
+                        logger.error(
+                            "Exception in the ASGI app after its response to %s.",
+                            self._environ.get("PATH_INFO"),
+                            exc_info=item.error,
+                        )
                     raise item.error
                 return
             # The app's last body messages after the declared length: nothing to send.
@@ -261,18 +266,27 @@ class WSGICall:
         return [body]
 
 
-class _Whole(list[bytes]):
-    """The iterable of a response whose body came whole: a one-chunk list with ``close()``.
+class _Whole:
+    """The iterable of a response whose body came whole: one chunk, and ``close()``.
 
-    A list, so that servers iterate it in C and see its length (waitress, for one, then
-    sets Content-Length itself).
+    Not a list subclass: granian takes a list's items and never calls its ``close()``.
+    It has a length, so that waitress, for one, sets Content-Length itself.
     """
 
-    __slots__ = ("call",)
-    call: WSGICall
+    __slots__ = ("_body", "_call")
+
+    def __init__(self, call: WSGICall, body: bytes) -> None:
+        self._call = call
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._body,))
+
+    def __len__(self) -> int:
+        return 1
 
     def close(self) -> None:
-        self.call.finish()
+        self._call.finish()
 
 
 class _Stream:

@@ -11,7 +11,9 @@ thread, starts the app's lifespan there, and runs one task per request
 (:meth:`LoopThread.spawn`). A :class:`ProcessLoop` owns the adapter's loop thread
 for one process: it starts it lazily with the first request, forgets it in a child
 after ``fork()`` (where the thread does not exist, e.g. under ``gunicorn
---preload``), and stops it, running lifespan shutdown, at interpreter exit.
+--preload``), and stops it, running lifespan shutdown, at interpreter exit and at
+the end-of-process hooks of servers that end their workers without it
+(:mod:`bridge._hosts`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.lowlevel import current_token
 
+from . import _hosts
 from ._lifespan import Lifespan, LifespanMode
 from ._threads import wake_without_preempting
 from .types import ASGIApp
@@ -169,7 +172,8 @@ class LoopThread:
         if not self._thread.is_alive():
             return
         post(self.call_soon, self._stop.set)
-        self._finished.wait(timeout)
+        if threading.current_thread() is not self._thread:  # an exit hook run on the loop
+            self._finished.wait(timeout)
 
     def _create_task(self, job: Job) -> None:
         assert self.asyncio_loop is not None
@@ -239,23 +243,32 @@ class ProcessLoop:
         _owners.add(self)
 
     def get(self) -> LoopThread:
-        """This process's loop thread, started (lifespan startup done) on first use."""
+        """This process's loop thread, started (lifespan startup done) on first use.
+
+        :raises RuntimeError: when the loop cannot start, or the server runs Python
+            without threads.
+        """
         loop = self._loop
-        if loop is not None and loop.pid == _process.pid:
+        if loop is not None and loop.pid == (os.getpid() if _process.exact else _process.pid):
             return loop
         with self._lock:
+            # A fork that bypassed Python's hooks (an embedding server's, in C) leaves
+            # the cached pid stale: the kernel's is the one to trust here.
+            pid = _process.pid = os.getpid()
             loop = self._loop
-            if loop is None or loop.pid != _process.pid:
+            if loop is None or loop.pid != pid:
+                _hosts.require_threads()
                 loop = self._make()
                 loop.start(self._start_timeout)
                 self._loop = loop
+                _hosts.watch_exit(_close_all_at_exit)
         return loop
 
     def close(self, timeout: float) -> None:
         """Stop this process's loop thread, if it runs; the next :meth:`get` starts anew."""
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is not None and loop.pid == _process.pid:
+        if loop is not None and loop.pid == os.getpid():
             loop.stop(timeout)
 
     def _forget_after_fork(self) -> None:
@@ -264,8 +277,11 @@ class ProcessLoop:
 
 
 class _process:
-    # os.getpid() is a system call; the fork hook below keeps this one current.
+    # os.getpid() is a system call; the fork hook below keeps this one current,
+    # except where the server forks its workers behind Python's back (uWSGI): there
+    # every check asks the kernel.
     pid = os.getpid()
+    exact = _hosts.forks_unseen()
 
 
 _owners: weakref.WeakSet[ProcessLoop] = weakref.WeakSet()

@@ -4,6 +4,7 @@
 
     python -m bridge serve myproject.wsgi:application --server uvicorn --workers 4
     python -m bridge serve myservice.main:app --server gunicorn
+    python -m bridge serve myservice.main:app --server uwsgi   # or mod_wsgi, granian
     python -m bridge inspect myproject.asgi:app
 
 There is deliberately no ``bridge`` console script: on Linux it would clash with
@@ -18,7 +19,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ._asgi_to_wsgi import ASGIToWSGI
 from ._importer import import_from_string
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=int(_env("THREADS", "8")),
-        help="threads per worker for gunicorn and waitress [BRIDGE_THREADS]",
+        help="threads per worker for gunicorn, waitress, uwsgi and mod_wsgi [BRIDGE_THREADS]",
     )
     serve.add_argument("--reload", action="store_true", help="restart when the code changes")
     serve.add_argument(
@@ -156,9 +157,9 @@ def _inspect(import_string: str) -> int:
             inner = default.app if isinstance(default, WSGIToASGI) else default
             bridged = " through WSGIToASGI" if isinstance(default, WSGIToASGI) else ""
             _say(f"  (default) -> {_describe(inner, detect_interface(inner))}{bridged}")
-    speaks = "wsgi" if interface == "wsgi" else "asgi"
+    speaks: Literal["asgi", "wsgi"] = "wsgi" if interface == "wsgi" else "asgi"
     for server in SERVERS.values():
-        if server.speaks == speaks:
+        if server.interface_for(speaks) == speaks:
             how = "as it is"
         elif isinstance(app, (WSGIToASGI, ASGIToWSGI)):
             how = "the app it wraps, unwrapped"
@@ -178,9 +179,10 @@ def _serve(arguments: argparse.Namespace) -> int:
     os.environ["BRIDGE_APP"] = arguments.app
     if forced:
         os.environ["BRIDGE_INTERFACE"] = forced
-    os.environ["BRIDGE_TARGET"] = server.speaks
-    speaks = "wsgi" if interface == "wsgi" else "asgi"
-    if server.speaks == speaks:
+    speaks: Literal["asgi", "wsgi"] = "wsgi" if interface == "wsgi" else "asgi"
+    target = server.interface_for(speaks)
+    os.environ["BRIDGE_TARGET"] = target
+    if target == speaks:
         bridged = ""
     elif isinstance(app, (WSGIToASGI, ASGIToWSGI)):
         bridged = ", unwrapped"

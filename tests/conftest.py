@@ -7,12 +7,21 @@ same function with its logs kept in pytest's temporary directory.
 
 The subprocess runs with the project root as its working directory and at the
 front of ``PYTHONPATH``, so ``tests.integration.apps.<module>:app`` imports there.
+
+uWSGI and mod_wsgi are not in the ``test`` extra (they build against a C toolchain
+and Apache): ``.ci/run`` installs them. Where one is missing, a test that serves
+with it skips, saying why; under CI (``CI=true``) it fails instead, so that a
+missing server can never pass for a green run. As root, mod_wsgi's daemon
+processes run as :data:`APACHE_USER`, which must be able to read the interpreter
+and the project.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +49,13 @@ STOP_TIMEOUT = 10.0
 """Seconds a server gets to exit after SIGTERM before it is sent SIGKILL."""
 _PORT_ATTEMPTS = 3
 """Fresh ports to try when another process took the chosen one first."""
+
+
+APACHE_USER = os.environ.get("BRIDGE_TEST_APACHE_USER", "www-data")
+"""The user mod_wsgi's daemon processes run as when the tests run as root."""
+
+_SCRIPTS = Path(sys.executable).parent
+"""The directory of the running interpreter's console scripts (the venv's ``bin``)."""
 
 
 def _uvicorn(app: str, port: int, extra: Sequence[str]) -> list[str]:
@@ -77,14 +93,114 @@ def _waitress(app: str, port: int, extra: Sequence[str]) -> list[str]:
     return [f"--listen={HOST}:{port}", *extra, app]
 
 
+def _granian(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    # The WSGI interface unless the extra options choose one.
+    interface = [] if "--interface" in extra else ["--interface", "wsgi"]
+    return [*interface, "--host", HOST, "--port", str(port), "--workers", "1", *extra, app]
+
+
+def _uwsgi(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    # --die-on-term: uWSGI 2.0 reloads on SIGTERM otherwise. --need-app: a broken
+    # import fails the start instead of answering every request with an error.
+    return [
+        *("--http", f"{HOST}:{port}", "--master", "--die-on-term", "--need-app"),
+        *("--home", sys.prefix, "--pythonpath", str(PROJECT_ROOT), "--module", app),
+        *extra,
+    ]
+
+
+def _mod_wsgi(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    module, _, attribute = app.partition(":")
+    user = ["--user", APACHE_USER, "--group", APACHE_USER] if os.geteuid() == 0 else []
+    return [
+        "start-server",
+        *("--application-type", "module", "--entry-point", module),
+        *("--callable-object", attribute, "--python-path", str(PROJECT_ROOT)),
+        *("--host", HOST, "--port", str(port), "--log-to-terminal", "--locale", "C.UTF-8"),
+        *user,
+        *extra,
+    ]
+
+
 SERVER_COMMANDS: Mapping[str, Callable[[str, int, Sequence[str]], list[str]]] = {
     "uvicorn": _uvicorn,
     "hypercorn": _hypercorn,
     "gunicorn": _gunicorn,
     "waitress": _waitress,
+    "granian": _granian,
+    "uwsgi": _uwsgi,
+    "mod_wsgi": _mod_wsgi,
 }
-"""Server name (the module run with ``python -m``) to its arguments for an app, a port
-and extra options."""
+"""Server name to its arguments for an app, a port and extra options; the program is
+``python -m <name>`` unless :data:`SERVER_PROGRAMS` names another."""
+
+SERVER_PROGRAMS: Mapping[str, list[str]] = {
+    "uwsgi": [str(_SCRIPTS / "uwsgi")],
+    "mod_wsgi": [sys.executable, "-m", "mod_wsgi.express.cli"],
+}
+"""The program of the servers not run as ``python -m <name>``."""
+
+SERVER_DIRECTORY_OPTIONS: Mapping[str, str] = {"mod_wsgi": "--server-root"}
+"""The option naming a directory of the server's own, which :func:`serve` makes."""
+
+
+def _apache_user_cannot_import(app_import: str) -> str | None:
+    """Why :data:`APACHE_USER` cannot import ``app_import`` here, or None when it can."""
+    if os.geteuid() != 0:
+        return None  # Apache runs its daemon processes as the current user
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        return "runuser is missing, so the Apache user's access cannot be checked"
+    module = app_import.partition(":")[0]
+    probe = subprocess.run(
+        [runuser, "-u", APACHE_USER, "--", sys.executable, "-c", f"import {module}"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode == 0:
+        return None
+    last = (probe.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+    return (
+        f"mod_wsgi's daemon user {APACHE_USER!r} cannot import {module} with "
+        f"{sys.executable} ({last}); it needs to read the interpreter and the project "
+        "(.ci/run grants it)"
+    )
+
+
+def server_missing(server: str, app_import: str = "") -> str | None:
+    """Why ``server`` cannot run here, or None when it can."""
+    if server == "uwsgi" and not (_SCRIPTS / "uwsgi").exists():
+        return f"uWSGI is not installed next to {sys.executable} (pip install uwsgi)"
+    if server == "mod_wsgi":
+        if importlib.util.find_spec("mod_wsgi") is None:
+            return "mod_wsgi is not installed (apt-get install apache2-dev; pip install mod_wsgi)"
+        if app_import:
+            return _apache_user_cannot_import(app_import)
+    return None
+
+
+def require_server(server: str, app_import: str = "") -> None:
+    """Skip the test when ``server`` cannot run here; under CI (``CI=true``), fail it."""
+    reason = server_missing(server, app_import)
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must install it (.ci/run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def open_directory(prefix: str) -> Iterator[Path]:
+    """A new directory any user can write in (a server's other user), removed on exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        path.chmod(0o777)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -169,16 +285,28 @@ def _answers_http(port: int, path: str) -> bool:
     return received.startswith(b"HTTP/1.")
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM ``process`` by its PID, wait, then SIGKILL that PID if it is still alive."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-    process.wait(timeout=timeout)
+def stop(
+    process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT, *, group: bool = False
+) -> None:
+    """SIGTERM ``process`` by its PID, wait, then SIGKILL that PID if it is still alive.
+
+    With ``group`` (a process started in a session of its own, which :func:`serve`
+    does), the SIGKILL goes to its whole process group, and once the process has
+    exited any member of the group it left behind (a stuck worker) is killed too.
+    """
+    try:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+                return
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+        process.wait(timeout=timeout)
+    finally:
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _wait_until_ready(server: Server, path: str, deadline: float) -> bool:
@@ -230,6 +358,8 @@ def serve(
         raise ValueError(
             f"Expected a server in {sorted(SERVER_COMMANDS)}, but got {server!r}."
         ) from None
+    require_server(server, app_import)
+    program = SERVER_PROGRAMS.get(server, [sys.executable, "-m", server])
     child_env = dict(os.environ)
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(PROJECT_ROOT), child_env.get("PYTHONPATH")])
@@ -240,27 +370,33 @@ def serve(
     with contextlib.ExitStack() as stack:
         if log_dir is None:
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="serve-")))
+        own_directory: list[str] = []
+        if server in SERVER_DIRECTORY_OPTIONS:
+            directory = stack.enter_context(open_directory(f"serve-{server}-"))
+            own_directory = [SERVER_DIRECTORY_OPTIONS[server], str(directory)]
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = free_port()
             log_path = log_dir / f"{server}-{port}.log"
-            with log_path.open("wb") as log:
+            command = [*program, *arguments(app_import, port, [*own_directory, *extra_args])]
+            with log_path.open("ab") as log:  # appended: Apache reopens its stderr
                 process = subprocess.Popen(
-                    [sys.executable, "-m", server, *arguments(app_import, port, extra_args)],
+                    command,
                     cwd=PROJECT_ROOT,
                     env=child_env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             running = Server(server, HOST, port, process, log_path)
             try:
                 ready = _wait_until_ready(running, ready_path, time.monotonic() + startup_timeout)
             except BaseException:
-                stop(process)
+                stop(process, group=True)
                 raise
             if ready:
                 break
-            stop(process)
+            stop(process, group=True)
             if attempt < _PORT_ATTEMPTS and _port_taken(log_path):
                 continue
             pytest.fail(
@@ -271,7 +407,7 @@ def serve(
         try:
             yield running
         finally:
-            stop(running.process)
+            stop(running.process, group=True)
 
 
 @pytest.fixture(name="serve", scope="session")

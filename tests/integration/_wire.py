@@ -41,17 +41,24 @@ class RawHTTP:
         self.sock.close()
 
     def request(
-        self, method: str, target: str, headers: list[tuple[str, str]] | None = None
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        end: bool = False,
     ) -> None:
-        """Send a request head; add ``h11.EndOfMessage()`` with :meth:`send` to finish it."""
+        """Send a request head; with ``end``, the end of its body in the same write, else
+        add ``h11.EndOfMessage()`` with :meth:`send` to finish it."""
         all_headers = [("Host", f"{self.host}:{self.port}"), *(headers or [])]
-        self.send(h11.Request(method=method, target=target, headers=all_headers))
+        head = h11.Request(method=method, target=target, headers=all_headers)
+        self.send(head, h11.EndOfMessage()) if end else self.send(head)
 
     def send(self, *events: h11.Event) -> None:
-        for event in events:
-            data = self.conn.send(event)
-            if data:
-                self.sock.sendall(data)
+        """Send ``events`` in one write."""
+        data = b"".join(self.conn.send(event) or b"" for event in events)
+        if data:
+            self.sock.sendall(data)
 
     def next_event(self) -> object:
         """The next event from the server, reading the socket as needed."""

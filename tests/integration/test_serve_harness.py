@@ -23,6 +23,9 @@ PLAIN_WSGI = "tests.integration.apps.raw_app:wsgi_app"
         pytest.param(
             "hypercorn", "tests.integration.apps.raw_app:app", ("-k", "trio"), id="hypercorn"
         ),
+        pytest.param("granian", PLAIN_WSGI, (), id="granian-wsgi"),
+        pytest.param("uwsgi", PLAIN_WSGI, (), id="uwsgi"),
+        pytest.param("mod_wsgi", PLAIN_WSGI, (), id="mod_wsgi"),
     ],
 )
 def test_serves_then_stops(
@@ -32,7 +35,9 @@ def test_serves_then_stops(
     app: str,
     extra_args: tuple[str, ...],
 ) -> None:
-    env = {_shared.MARKER_DIR_ENV: str(tmp_path_factory.mktemp("markers"))}
+    markers = tmp_path_factory.mktemp("markers")
+    markers.chmod(0o777)  # mod_wsgi's daemon user; the app writes none here
+    env = {_shared.MARKER_DIR_ENV: str(markers)}
     with serve(server, app, extra_args=extra_args, env=env) as running:
         assert running.url == f"http://127.0.0.1:{running.port}"
         response = httpx.get(f"{running.url}/text", timeout=10.0)

@@ -10,7 +10,12 @@ by ``$BRIDGE_ASGI_TEST_DIR`` (tokens are hex, so every name is safe):
   writes the second.
 * ``<token>.disconnect``: one line per way the app learnt that the client of
   ``/forever`` went away (``receive:http.disconnect`` or ``send:<exception type>``).
-* ``shutdown-<pid>``: written by lifespan shutdown in process ``<pid>``.
+* ``<token>.sent``: how many bytes ``/download`` has produced so far.
+* ``<token>.file``: written by the test, sent by ``/file`` as a file response
+  (``http.response.pathsend``); ``<token>.file_wrapper`` says what served it: the
+  type the server's ``wsgi.file_wrapper`` returned, or ``absent``.
+* ``startup-<pid>`` and ``shutdown-<pid>``: a line appended by lifespan startup and
+  shutdown in process ``<pid>`` (one line each when each phase ran once).
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from typing import Any
 import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import FileResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from bridge.types import ASGIApp
+from bridge.types import ASGIApp, Environ, StartResponse, WSGIApp
 from bridge.types import Receive as BridgeReceive
 from bridge.types import Scope as BridgeScope
 from bridge.types import Send as BridgeSend
@@ -58,15 +63,23 @@ def marker(token: str, suffix: str) -> Path:
     return Path(os.environ[DIR_ENV]) / f"{token}.{suffix}"
 
 
+def _record_phase(phase: str, app: str) -> None:
+    with (Path(os.environ[DIR_ENV]) / f"{phase}-{os.getpid()}").open("a", encoding="ascii") as file:
+        file.write(f"{app}\n")
+
+
 def startup_state(app: str) -> dict[str, Any]:
-    """The lifespan state: set once per process, by the process that runs startup."""
+    """The lifespan state: set once per process, by the process that runs startup.
+
+    Also appends ``app`` to ``startup-<pid>``.
+    """
+    _record_phase("startup", app)
     return {"app": app, "value": STATE_VALUE, "startup_pid": os.getpid()}
 
 
 def record_shutdown(app: str) -> None:
-    """Lifespan shutdown ran in this process."""
-    path = Path(os.environ[DIR_ENV]) / f"shutdown-{os.getpid()}"
-    path.write_text(f"{app}\n", "ascii")
+    """Lifespan shutdown ran in this process: appends ``app`` to ``shutdown-<pid>``."""
+    _record_phase("shutdown", app)
 
 
 def describe(app: str, request: Request) -> dict[str, Any]:
@@ -100,8 +113,41 @@ async def form_report(request: Request) -> dict[str, Any]:
     return {"fields": fields, "files": files}
 
 
+DOWNLOAD_CHUNK = 65536
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def reset_peak_memory() -> int:
+    """Reset this process's peak resident memory (Linux); return the baseline in KiB.
+
+    The baseline is the resident size after the reset, or the peak so far where the
+    process may not reset it (a daemon that changed its user, as mod_wsgi's do): what
+    a transfer adds to the peak (``VmHWM``) is then measured from either.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return _status_kib("VmHWM")
+    return _status_kib("VmRSS")
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory since the last reset, in KiB."""
+    return _status_kib("VmHWM")
+
+
 async def upload_report(request: Request) -> dict[str, Any]:
-    """The body's size and sha256, and how the WSGI server framed it in the environ."""
+    """The body's size and sha256, how the WSGI server framed it in the environ, and
+    the serving process's resident memory before and its peak during the upload (KiB)."""
+    rss_before = reset_peak_memory()
     digest = hashlib.sha256()
     size = 0
     chunks = 0
@@ -117,7 +163,58 @@ async def upload_report(request: Request) -> dict[str, Any]:
         "content_length": environ.get("CONTENT_LENGTH") or None,
         "input_terminated": bool(environ.get("wsgi.input_terminated")),
         "transfer_encoding": request.headers.get("transfer-encoding"),
+        "rss_before_kib": rss_before,
+        "peak_kib": peak_memory(),
     }
+
+
+async def _zeros(size: int, token: str) -> AsyncIterator[bytes]:
+    sent = marker(token, "sent")
+    for start in range(0, size, DOWNLOAD_CHUNK):
+        if start % (16 * DOWNLOAD_CHUNK) == 0:
+            sent.write_text(str(start), "ascii")
+        # A new object each time: chunks held anywhere on the way all take memory.
+        yield bytes(min(DOWNLOAD_CHUNK, size - start))
+    sent.write_text(str(size), "ascii")
+
+
+def download(size: int, token: str) -> StreamingResponse:
+    """``size`` zero bytes, produced as fast as ``send()`` takes them.
+
+    ``<token>.sent`` holds how many bytes the app has produced (every MiB). Headers:
+    ``X-Pid`` and ``X-Rss-Before-Kib`` (after a peak reset), so the test can read the
+    serving process's peak memory during the download.
+    """
+    headers = {"X-Pid": str(os.getpid()), "X-Rss-Before-Kib": str(reset_peak_memory())}
+    body = _zeros(size, token)
+    return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
+
+
+def file_response(token: str) -> FileResponse:
+    """``<token>.file``, sent with ``http.response.pathsend`` under ``ASGIToWSGI``."""
+    return FileResponse(marker(token, "file"), media_type="application/octet-stream")
+
+
+def record_file_wrapper(app: WSGIApp) -> WSGIApp:
+    """``app``, recording what served ``/file?token=...`` in ``<token>.file_wrapper``.
+
+    The environ is left as it is (gunicorn checks the response's type against its
+    ``wsgi.file_wrapper``): the record is the type of the iterable ``app`` returned,
+    or ``absent`` when the server offers no ``wsgi.file_wrapper``.
+    """
+
+    def recorded(environ: Environ, start_response: StartResponse) -> Any:
+        result = app(environ, start_response)
+        token = environ.get("QUERY_STRING", "").partition("token=")[2]
+        if environ.get("PATH_INFO") == "/file" and token:
+            kind = type(result)
+            used = f"{kind.__module__}.{kind.__qualname__}"
+            if environ.get("wsgi.file_wrapper") is None:
+                used = "absent"
+            marker(token, "file_wrapper").write_text(f"{used}\n", "ascii")
+        return result
+
+    return recorded
 
 
 def sse(event: str, data: str) -> bytes:

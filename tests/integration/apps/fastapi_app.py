@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from bridge import ASGIToWSGI
 
@@ -77,5 +77,15 @@ async def error() -> None:
     raise RuntimeError(shared.SECRET)
 
 
+@fastapi_app.get("/download")
+async def download(size: int, token: str) -> StreamingResponse:
+    return shared.download(size, token)
+
+
+@fastapi_app.get("/file")
+async def file(token: str) -> FileResponse:
+    return shared.file_response(token)
+
+
 app = shared.crash_before_start(fastapi_app)
-wsgi_app = ASGIToWSGI(app)
+wsgi_app = shared.record_file_wrapper(ASGIToWSGI(app))

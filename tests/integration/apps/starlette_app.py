@@ -72,6 +72,15 @@ async def error(request: Request) -> Response:
     raise RuntimeError(shared.SECRET)
 
 
+async def download(request: Request) -> Response:
+    params = request.query_params
+    return shared.download(int(params["size"]), params["token"])
+
+
+async def file(request: Request) -> Response:
+    return shared.file_response(request.query_params["token"])
+
+
 starlette_app = Starlette(
     routes=[
         Route("/", index),
@@ -84,8 +93,10 @@ starlette_app = Starlette(
         Route("/background", background, methods=["POST"]),
         Route("/background/{token}", background_status),
         Route("/error", error),
+        Route("/download", download),
+        Route("/file", file),
     ],
     lifespan=lifespan,
 )
 app = shared.crash_before_start(starlette_app)
-wsgi_app = ASGIToWSGI(app)
+wsgi_app = shared.record_file_wrapper(ASGIToWSGI(app))

@@ -50,6 +50,7 @@ from ._environ import (
 )
 from ._lifespan import Lifespan, LifespanMode
 from ._loop import LoopThread, ProcessLoop, post, uvloop_installed
+from ._websocket_asgi_to_wsgi import serve_websocket
 from .exceptions import (
     ASGIProtocolError,
     BadRequest,
@@ -155,6 +156,10 @@ class ASGIToWSGI:
         loop = self._loops.get()
         if loop.lifespan.error is not None:
             raise LifespanFailed(f"The ASGI app's lifespan startup failed: {loop.lifespan.error}")
+        if "HTTP_UPGRADE" in environ:
+            answer = serve_websocket(self, loop, environ, start_response)
+            if answer is not None:
+                return answer
         try:
             exchange = _Exchange(self, loop, environ)
         except BadRequest as exc:

@@ -1,0 +1,343 @@
+"""One WebSocket connection's protocol, without I/O: the relay's state machine.
+
+:class:`Session` turns the app's commands (:mod:`bridge._websocket_a2w_phase`)
+into bytes for the client and the client's bytes into ASGI messages for the app,
+with wsproto (and h11 under it, for the handshake answer). The relay
+(:mod:`bridge._websocket_a2w_relay`) does the socket I/O around it and carries
+what it reports (:class:`SessionEvents`) to the app's task. Its progress is
+:class:`Wire`::
+
+    HANDSHAKE --accept--------------------------------> OPEN
+    HANDSHAKE --close (403)---------------------------> FLUSHING
+    HANDSHAKE --denial head---------------------------> DENYING --last body--> FLUSHING
+    HANDSHAKE --the app ended or failed---------------> ENDED   (error: the server answers)
+    OPEN      --the app closes, ends or fails---------> CLOSING
+    OPEN      --the client's close, a protocol error--> FLUSHING
+    CLOSING   --the client's close--------------------> FLUSHING
+    FLUSHING  --all written (the relay)---------------> ENDED
+    any       --the client gone, a deadline passed----> ENDED
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    TextMessage,
+)
+from wsproto.handshake import H11Handshake
+
+from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, SEND, Command
+from .exceptions import ASGIProtocolError, ShuttingDown
+from .types import Message
+
+logger = logging.getLogger("bridge")
+
+EARLY_LIMIT: Final = 65536
+"""Bytes kept from a client that sends before the handshake answer (RFC 6455: none)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one connection."""
+
+    high_water: int = 1048576
+    """Bytes buffered each way before the sending side waits."""
+    max_message_size: int = 16777216
+    """The largest message the app receives; a larger one closes the connection with 1009."""
+    ping_interval: float | None = 20.0
+    """Seconds of silence from the client before a ping; None: never ping."""
+    ping_timeout: float = 20.0
+    """Seconds to wait for the pong before the connection counts as lost (1006)."""
+    close_timeout: float = 10.0
+    """Seconds to wait for the client's close frame, and to write the last bytes."""
+
+
+class Wire(enum.Enum):
+    """Where the connection stands, as the relay sees it."""
+
+    HANDSHAKE = "handshake"  # the app has not answered websocket.connect
+    DENYING = "denying"  # a denial response is being written
+    OPEN = "open"  # accepted: frames flow both ways
+    CLOSING = "closing"  # our close frame is queued; waiting for the client's
+    FLUSHING = "flushing"  # nothing more to read: write what is queued, then end
+    ENDED = "ended"
+
+
+class SessionEvents(Protocol):
+    """What the session reports, for the relay to carry to the app's task."""
+
+    def deliver(self, messages: list[tuple[Message, int]]) -> None:
+        """Whole messages from the client, each with its size in bytes."""
+
+    def over(self, code: int, reason: str) -> None:
+        """The connection is over (said once)."""
+
+    def credit(self, size: int) -> None:
+        """``size`` bytes the app queued will never be written: count them as sent."""
+
+
+class Session:
+    """One connection's handshake answer and framing (see the module docstring)."""
+
+    def __init__(self, handshake: H11Handshake, limits: Limits, events: SessionEvents) -> None:
+        self.wire = Wire.HANDSHAKE
+        self.out: deque[tuple[bytes | bytearray | memoryview, int]] = deque()
+        """Bytes to write, each with the app's bytes it carries (credited once written)."""
+        self.out_bytes = 0
+        self.error: BaseException | None = None
+        """Set when the handshake was never answered: the WSGI server is to answer it."""
+        self._handshake = handshake
+        self._conn: Connection | None = None
+        self._limits = limits
+        self._events = events
+        self._told = False
+        self._early = bytearray()
+        self._parts: list[str | bytes] = []
+        self._part_bytes = 0
+        self._deadline: float | None = None
+        self._pong_due: float | None = None
+        self._heard = time.monotonic()
+
+    # The app's commands.
+
+    def command(self, command: Command, size: int) -> None:
+        tag = command[0]
+        wire = self.wire
+        if tag == SEND:
+            if wire is Wire.OPEN:
+                data = command[1]
+                event = TextMessage(data) if type(data) is str else BytesMessage(data)
+                self._queue(self._open().send(event), size)
+            else:
+                self._events.credit(size)  # closing: it cannot go out any more
+        elif tag == CLOSE:
+            self._close(command[1], command[2])
+        elif tag == DONE:
+            self._app_done(command[1])
+        elif tag == DENY_BODY:
+            if wire is not Wire.DENYING:
+                self._events.credit(size)
+            elif self._answer(RejectData(command[1], body_finished=not command[2]), size):
+                if not command[2]:
+                    self._flushing()
+        elif wire is Wire.HANDSHAKE:
+            self._answer_handshake(command)
+
+    def _answer_handshake(self, command: Command) -> None:
+        if command[0] == ACCEPT:
+            event = AcceptConnection(subprotocol=command[1], extra_headers=command[2])
+            if self._answer(event, 0):
+                self.wire = Wire.OPEN
+                self._heard = time.monotonic()
+                if self._early:
+                    self._open().receive_data(bytes(self._early))
+                    self._early.clear()
+                    self._read_events()
+            return
+        body = command[0] == DENY_START
+        status, headers = (command[1], command[2]) if body else (403, [])
+        if not any(name == b"connection" for name, _ in headers):
+            headers = [*headers, (b"connection", b"close")]
+        if self._answer(RejectConnection(status_code=status, headers=headers, has_body=body), 0):
+            if body:
+                self.wire = Wire.DENYING
+            else:
+                self._flushing()
+
+    def _answer(self, event: AcceptConnection | RejectConnection | RejectData, size: int) -> bool:
+        """Queue the handshake answer ``event``; False when h11 refused it."""
+        try:
+            data = self._handshake.send(event)
+        except Exception as exc:  # a header or body length h11 will not write
+            self._events.credit(size)
+            if self.wire is Wire.HANDSHAKE:
+                self.error = ASGIProtocolError(f"Cannot write the handshake answer: {exc}")
+                self.wire = Wire.ENDED
+            else:
+                logger.error("Ending a WebSocket denial response the app broke: %s", exc)
+                self._flushing()
+            return False
+        if isinstance(event, AcceptConnection):
+            self._conn = self._handshake.connection
+        self._queue(data, size)
+        return True
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.wire is Wire.OPEN:
+            self._queue(self._open().send(CloseConnection(code, reason)), 0)
+            self.wire = Wire.CLOSING
+            self._deadline = time.monotonic() + self._limits.close_timeout
+
+    def _app_done(self, error: BaseException | None) -> None:
+        wire = self.wire
+        if wire is Wire.HANDSHAKE:
+            self.error = error or ASGIProtocolError(
+                "The ASGI app returned without answering 'websocket.connect' "
+                "('websocket.accept', 'websocket.close' or a denial response)."
+            )
+            self.wire = Wire.ENDED
+        elif wire is Wire.DENYING:
+            logger.error(
+                "The ASGI app ended before completing its WebSocket denial response.",
+                exc_info=error,
+            )
+            self._flushing()
+        elif error is None or (self._told and isinstance(error, OSError)):
+            self._close(1000, "")  # an app that returns without closing: a normal closure
+        elif isinstance(error, ShuttingDown):
+            logger.info("Closing a WebSocket: %s", error)
+            self._close(1001, "")
+        else:
+            logger.error("Exception in the ASGI app's WebSocket session.", exc_info=error)
+            self._close(1011, "")
+
+    # The client's bytes.
+
+    def reading(self) -> bool:
+        """Whether the session wants the client's bytes now."""
+        wire = self.wire
+        if wire is Wire.OPEN or wire is Wire.CLOSING:
+            return True
+        return wire is Wire.HANDSHAKE and len(self._early) < EARLY_LIMIT
+
+    def receive(self, data: bytes) -> None:
+        """Bytes from the client; ``b""`` when it has closed its side or gone."""
+        if not data:
+            self.wire = Wire.ENDED
+            return
+        self._heard = time.monotonic()
+        if self.wire is Wire.HANDSHAKE:
+            self._early += data
+        elif self.wire is Wire.OPEN or self.wire is Wire.CLOSING:
+            self._open().receive_data(data)
+            self._read_events()
+
+    def _read_events(self) -> None:
+        conn = self._open()
+        messages: list[tuple[Message, int]] = []
+        for event in conn.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                message = self._join(event)
+                if self.wire is Wire.FLUSHING:
+                    break  # too large
+                if message is not None and self.wire is Wire.OPEN:
+                    messages.append(message)  # (after the app's close, no one wants it)
+            elif isinstance(event, Ping):
+                if conn.state is ConnectionState.OPEN:
+                    self._queue(conn.send(event.response()), 0)
+            elif isinstance(event, Pong):
+                self._pong_due = None
+            elif isinstance(event, CloseConnection):
+                self._client_closed(event)
+                break
+        if messages:
+            self._events.deliver(messages)
+
+    def _join(self, event: TextMessage | BytesMessage) -> tuple[Message, int] | None:
+        """The whole message once ``event`` ends one; None before (or when too large)."""
+        data = bytes(event.data) if isinstance(event.data, bytearray) else event.data
+        parts = self._parts
+        parts.append(data)
+        self._part_bytes += len(data)
+        if self._part_bytes > self._limits.max_message_size:
+            self._fail(1009, f"Message larger than {self._limits.max_message_size} bytes.")
+            return None
+        if not event.message_finished:
+            return None
+        size = self._part_bytes
+        self._parts = []
+        self._part_bytes = 0
+        if isinstance(data, str):
+            text = data if len(parts) == 1 else "".join(parts)  # type: ignore[arg-type]
+            return {"type": "websocket.receive", "text": text}, size
+        whole = data if len(parts) == 1 else b"".join(parts)  # type: ignore[arg-type]
+        return {"type": "websocket.receive", "bytes": whole}, size
+
+    def _client_closed(self, event: CloseConnection) -> None:
+        conn = self._open()
+        state = conn.state
+        if state is ConnectionState.REMOTE_CLOSING:  # the client starts the close handshake
+            self._queue(conn.send(event.response()), 0)
+        elif state is not ConnectionState.CLOSED:  # wsproto could not parse the client's frames
+            self._fail(event.code, event.reason or "")
+            return
+        self._tell_over(event.code, event.reason or "")
+        self._flushing()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7): a close frame, then nothing more read."""
+        conn = self._open()
+        if conn.state is ConnectionState.OPEN:
+            self._queue(conn.send(CloseConnection(code, reason)), 0)
+        self._tell_over(code, reason)
+        self._flushing()
+
+    # Time.
+
+    def timeout(self, now: float) -> float | None:
+        """Seconds until the session has something to do; ends it when a deadline passed."""
+        deadline = self._deadline
+        if deadline is not None:
+            if now < deadline:
+                return deadline - now
+            self.wire = Wire.ENDED  # no close frame from the client, or writes stuck
+            return 0.0
+        interval = self._limits.ping_interval
+        if self.wire is not Wire.OPEN or interval is None:
+            return None
+        pong_due = self._pong_due
+        if pong_due is not None:
+            if now < pong_due:
+                return pong_due - now
+            logger.info("A WebSocket client did not answer a ping in time; dropping it.")
+            self.wire = Wire.ENDED
+            return 0.0
+        ping_at = self._heard + interval
+        if now < ping_at:
+            return ping_at - now
+        self._queue(self._open().send(Ping(os.urandom(4))), 0)
+        self._pong_due = now + self._limits.ping_timeout
+        return 0.0
+
+    def end(self) -> None:
+        """The relay stops: tell the app, if not told yet (1006: no close frame)."""
+        self.wire = Wire.ENDED
+        self._tell_over(1006, "")
+
+    # Helpers.
+
+    def _open(self) -> Connection:
+        conn = self._conn
+        assert conn is not None, "no WebSocket connection before the handshake answer"
+        return conn
+
+    def _queue(self, data: bytes | bytearray, size: int) -> None:
+        if data:
+            self.out.append((data, size))
+            self.out_bytes += len(data)
+        else:
+            self._events.credit(size)
+
+    def _flushing(self) -> None:
+        self.wire = Wire.FLUSHING
+        self._deadline = time.monotonic() + self._limits.close_timeout
+
+    def _tell_over(self, code: int, reason: str) -> None:
+        if not self._told:
+            self._told = True
+            self._events.over(int(code), reason)

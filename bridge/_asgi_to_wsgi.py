@@ -96,6 +96,9 @@ class ASGIToWSGI:
     * ``high_water``: response bytes the app may send ahead of the WSGI server
       before its ``send()`` waits (back-pressure).
     * ``max_body_size``: answer 413 when the request body is larger (``None``: no limit).
+    * ``websocket_max_size``: the largest WebSocket message the app receives; a larger
+      one closes the connection with 1009 (WebSockets need a server that offers its
+      socket: gunicorn, werkzeug).
 
     :raises TypeError: when ``app`` is not callable.
     :raises ValueError: on an unknown lifespan mode or a non-positive size.
@@ -112,6 +115,7 @@ class ASGIToWSGI:
         response_timeout: float | None = None,
         high_water: int = 1048576,
         max_body_size: int | None = None,
+        websocket_max_size: int = 16777216,
     ) -> None:
         if not callable(app):
             raise TypeError(f"Expected an ASGI application (a callable), but got {app!r}.")
@@ -119,6 +123,8 @@ class ASGIToWSGI:
             raise ValueError(f"Expected lifespan 'auto', 'on' or 'off', but got {lifespan!r}.")
         if high_water < 1:
             raise ValueError(f"Expected 'high_water' to be at least 1, but got {high_water}.")
+        if websocket_max_size < 1:
+            raise ValueError(f"Expected 'websocket_max_size' >= 1, but got {websocket_max_size}.")
         if max_body_size is not None and max_body_size < 0:
             raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
         self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
@@ -132,6 +138,7 @@ class ASGIToWSGI:
         self.response_timeout = response_timeout
         self.high_water = high_water
         self.max_body_size = max_body_size
+        self.websocket_max_size = websocket_max_size
         self._loops = ProcessLoop(self._new_loop, lifespan_timeout + 5)
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ HTTP, as before, with one info line in the log saying why.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Iterable
@@ -70,6 +71,12 @@ class ConnectionHandedBack(BridgeError, ConnectionError):
 class _Adapter(Protocol):
     app: ASGIApp
     high_water: int
+    websocket_max_size: int
+
+
+DEFAULT_LIMITS: Limits = Limits()
+"""The bounds of every connection, but for the adapter's ``high_water`` and
+``websocket_max_size``."""
 
 
 _told_no_socket = False
@@ -110,7 +117,12 @@ def serve_websocket(
         scope["state"] = loop.lifespan.state.copy()
     mailbox = Mailbox(adapter.high_water)
     task = WebSocketTask(adapter.app, scope, mailbox, loop)
-    relay = Relay(sock, handshake, mailbox, task, loop.call_soon, Limits(adapter.high_water))
+    limits = dataclasses.replace(
+        DEFAULT_LIMITS,
+        high_water=adapter.high_water,
+        max_message_size=adapter.websocket_max_size,
+    )
+    relay = Relay(sock, handshake, mailbox, task, loop.call_soon, limits)
     loop.spawn(task)
     error = relay.run()
     if error is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
@@ -42,7 +42,7 @@ async def index() -> str:
     return "ok\n"
 
 
-def _record(token: str | None, message: dict[str, Any]) -> None:
+def _record(token: str | None, message: Mapping[str, Any]) -> None:
     if token:
         line = f"{message['code']} {message.get('reason') or ''}\n"
         shared.marker(token, "disconnect").write_text(line, "utf-8")

@@ -285,6 +285,8 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
         remote_addr = environ.get("REMOTE_ADDR")
         remote_port = environ.get("REMOTE_PORT")
+        if type(remote_port) is int:  # werkzeug's server puts an int there
+            remote_port = str(remote_port)
         server_port = environ.get("SERVER_PORT")
         scope: Scope = {
             "type": "http",

@@ -77,11 +77,16 @@ def _waitress(app: str, port: int, extra: Sequence[str]) -> list[str]:
     return [f"--listen={HOST}:{port}", *extra, app]
 
 
+def _werkzeug(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    return [app, "--port", str(port), *extra]
+
+
 SERVER_COMMANDS: Mapping[str, Callable[[str, int, Sequence[str]], list[str]]] = {
     "uvicorn": _uvicorn,
     "hypercorn": _hypercorn,
     "gunicorn": _gunicorn,
     "waitress": _waitress,
+    "tests.integration.werkzeug_server": _werkzeug,
 }
 """Server name (the module run with ``python -m``) to its arguments for an app, a port
 and extra options."""

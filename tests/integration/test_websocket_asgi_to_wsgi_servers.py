@@ -14,7 +14,7 @@ import json
 import socket
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 from wsproto.events import AcceptConnection, CloseConnection, TextMessage
 
 from tests.websocket_a2w import RawClient
@@ -71,13 +72,13 @@ class Target:
     def url(self, path: str) -> str:
         return f"ws://{self.server.host}:{self.server.port}{path}"
 
-    def connect(self, path: str = "/ws/echo", **options: object) -> ClientConnection:
+    def connect(self, path: str = "/ws/echo", subprotocols: Sequence[str] = ()) -> ClientConnection:
         return connect(
             self.url(path),
+            subprotocols=[Subprotocol(name) for name in subprotocols] or None,
             proxy=None,
             open_timeout=TIMEOUT,
             close_timeout=TIMEOUT,
-            **options,  # type: ignore[arg-type]
         )
 
     def marker(self, token: str) -> Path:

@@ -124,7 +124,6 @@ def recorded_disconnect(target: Target, token: str) -> str:
 
 
 def test_text_binary_and_a_300_kb_message(target: Target) -> None:
-    offset = target.log_size()
     big = bytes(range(256)) * 1200  # 300 KiB
     with target.connect() as ws:
         ws.send("héllo")
@@ -136,8 +135,6 @@ def test_text_binary_and_a_300_kb_message(target: Target) -> None:
         ws.send("x" * 300_000)
         assert ws.recv(TIMEOUT) == "x" * 300_000
     assert ws.close_code == 1000
-    log = target.log_since(offset)
-    assert not [mark for mark in ERROR_MARKS if mark in log], log
 
 
 @pytest.mark.parametrize(
@@ -174,20 +171,6 @@ def test_a_client_close_reaches_the_app_with_its_code(target: Target) -> None:
         assert ws.recv(TIMEOUT) == "hi"
         ws.close(4001, "client leaves")
     assert recorded_disconnect(target, token) == "4001 client leaves"
-
-
-def test_nothing_after_the_close_frame_and_the_connection_ends(target: Target) -> None:
-    offset = target.log_size()
-    with socket.create_connection((target.server.host, target.server.port), TIMEOUT) as sock:
-        client = RawClient(sock)
-        assert isinstance(client.open("/ws/echo"), AcceptConnection)
-        client.send(TextMessage("ping me"))
-        assert client.message() == "ping me"
-        client.send(CloseConnection(1000))
-        assert client.closed().code == 1000
-        assert client.read_to_end() == b"", "the server wrote after the WebSocket"
-    log = target.log_since(offset)
-    assert not [mark for mark in ERROR_MARKS if mark in log], log
 
 
 # Refusals and errors.
@@ -232,7 +215,6 @@ def test_an_exception_after_accept_closes_1011_and_is_logged(target: Target) -> 
         timeout=TIMEOUT,
         describe=lambda: f"The error was not logged. {target.server.describe()}",
     )
-    assert target.log_since(offset).count(f"RuntimeError: {shared.SECRET}") == 1
     with target.connect() as ws:  # and the server goes on
         ws.send("after")
         assert ws.recv(TIMEOUT) == "after"
@@ -253,36 +235,87 @@ def test_six_concurrent_websockets(target: Target) -> None:
                 assert ws.recv(TIMEOUT) == f"{index}:{round_number}"
 
 
-@pytest.mark.parametrize("config_id", list(ONE_THREAD))
-def test_an_abrupt_client_frees_the_wsgi_thread(
-    serve: ServeFn, tmp_path: Path, config_id: str
-) -> None:
-    config = ONE_THREAD[config_id]
-    env = {shared.DIR_ENV: str(tmp_path)}
-    with serve(config.server, APP, extra_args=config.args, env=env) as running:
-        target = Target(config, running, tmp_path)
-        token = uuid.uuid4().hex
-        with socket.create_connection((running.host, running.port), TIMEOUT) as sock:
-            client = RawClient(sock)
-            assert isinstance(client.open(f"/ws/echo?token={token}"), AcceptConnection)
-            client.send(TextMessage("still here"))
-            assert client.message() == "still here"
-            # A reset on close, and no close frame.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        assert recorded_disconnect(target, token) == "1006"
-        # The one thread is free again: a plain request is answered.
-        answer = httpx.get(running.url + "/", timeout=TIMEOUT)
-        assert answer.text == "ok\n", running.describe()
+@pytest.fixture(scope="module", params=list(ONE_THREAD))
+def single(request: pytest.FixtureRequest, serve: ServeFn, marker_dir: Path) -> Iterator[Target]:
+    """A server with one WSGI thread: the next request waits for the previous to end."""
+    yield from _serve(serve, ONE_THREAD[request.param], marker_dir)
 
 
-def test_a_client_that_disappears_mid_flight_is_not_an_error(target: Target) -> None:
-    offset = target.log_size()
-    token = uuid.uuid4().hex
-    with socket.create_connection((target.server.host, target.server.port), TIMEOUT) as sock:
-        client = RawClient(sock)
-        assert isinstance(client.open(f"/ws/echo?token={token}"), AcceptConnection)
-        sock.shutdown(socket.SHUT_WR)  # FIN without a close frame
-        assert client.read_to_end() == b""
-    assert recorded_disconnect(target, token) == "1006"
+def assert_thread_free_and_no_error(target: Target, offset: int) -> None:
+    """A plain request is answered (so the WSGI thread is free, and whatever the server
+    did with the previous connection is done, logs included), and nothing was logged
+    as an error since ``offset``."""
+    answer = httpx.get(f"http://{target.server.host}:{target.server.port}/", timeout=TIMEOUT)
+    assert answer.text == "ok\n", target.server.describe()
     log = target.log_since(offset)
     assert not [mark for mark in ERROR_MARKS if mark in log], log
+
+
+def close_and_read_to_end(target: Target, closer: str) -> None:
+    """A WebSocket session closed by ``closer``; then the server must write nothing
+    more (no status line of its own) and close the connection instead of waiting for
+    another request on it."""
+    with socket.create_connection((target.server.host, target.server.port), TIMEOUT) as sock:
+        client = RawClient(sock)
+        assert isinstance(client.open("/ws/echo"), AcceptConnection)
+        client.send(TextMessage("echo me"))
+        assert client.message() == "echo me"
+        if closer == "client":
+            client.send(CloseConnection(1000))
+            assert client.closed().code == 1000
+        else:
+            client.send(TextMessage("close:4000:app leaves"))
+            close = client.closed()
+            assert (close.code, close.reason) == (4000, "app leaves")
+            client.send(close.response())
+        assert client.read_to_end() == b"", "the server wrote after the WebSocket"
+
+
+def test_the_server_ends_the_connection_after_the_websocket(target: Target) -> None:
+    close_and_read_to_end(target, "client")
+
+
+@pytest.mark.parametrize("closer", ["client", "app"])
+def test_a_closed_websocket_is_handed_back_cleanly(single: Target, closer: str) -> None:
+    offset = single.log_size()
+    close_and_read_to_end(single, closer)
+    assert_thread_free_and_no_error(single, offset)
+
+
+def test_an_abrupt_client_frees_the_wsgi_thread(single: Target) -> None:
+    offset = single.log_size()
+    token = uuid.uuid4().hex
+    with socket.create_connection((single.server.host, single.server.port), TIMEOUT) as sock:
+        client = RawClient(sock)
+        assert isinstance(client.open(f"/ws/echo?token={token}"), AcceptConnection)
+        client.send(TextMessage("still here"))
+        assert client.message() == "still here"
+        # A reset on close, and no close frame.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert recorded_disconnect(single, token) == "1006"
+    assert_thread_free_and_no_error(single, offset)
+
+
+def test_a_client_that_half_closes_without_a_close_frame(single: Target) -> None:
+    offset = single.log_size()
+    token = uuid.uuid4().hex
+    with socket.create_connection((single.server.host, single.server.port), TIMEOUT) as sock:
+        client = RawClient(sock)
+        assert isinstance(client.open(f"/ws/echo?token={token}"), AcceptConnection)
+        sock.shutdown(socket.SHUT_WR)  # FIN, no close frame
+        assert client.read_to_end() == b""
+    assert recorded_disconnect(single, token) == "1006"
+    assert_thread_free_and_no_error(single, offset)
+
+
+def test_an_exception_after_accept_is_logged_once(single: Target) -> None:
+    offset = single.log_size()
+    with single.connect() as ws:
+        ws.send("crash")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(TIMEOUT)
+    assert ws.close_code == 1011
+    httpx.get(f"http://{single.server.host}:{single.server.port}/", timeout=TIMEOUT)
+    log = single.log_since(offset)
+    assert log.count(f"RuntimeError: {shared.SECRET}") == 1, log
+    assert "Error handling request" not in log and "Error on request" not in log, log

@@ -139,10 +139,10 @@ class Mailbox:
             self._asleep = False
         if by_pair:
             try:
-                while self._wake_r.recv(4096):
-                    pass
+                # One byte per sleep: one read drains it (a leftover only wakes once more).
+                self._wake_r.recv(4096)
             except OSError:
-                pass  # drained (BlockingIOError)
+                pass  # (BlockingIOError: nothing there after all)
 
     def wake_socket(self) -> socket.socket:
         """The end of the pair the relay selects on."""

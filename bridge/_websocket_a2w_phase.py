@@ -35,7 +35,7 @@ ACCEPT: Final = 1  # (ACCEPT, subprotocol or None, headers): write the 101 hands
 FORBID: Final = 2  # (FORBID,): answer the handshake 403
 DENY_START: Final = 3  # (DENY_START, status, headers): the head of a denial response
 DENY_BODY: Final = 4  # (DENY_BODY, body, more): denial body bytes
-SEND: Final = 5  # (SEND, str or bytes): one message
+SEND: Final = 5  # (SEND, payload bytes, is text): one message
 CLOSE: Final = 6  # (CLOSE, code, reason): the close handshake, from this side
 DONE: Final = 7  # (DONE, exception or None): the app's task has ended
 
@@ -89,8 +89,8 @@ def check(
     kind = message.get("type")
     if phase is Phase.OPEN:
         if kind == "websocket.send":
-            payload = _payload(message)
-            return Phase.OPEN, (SEND, payload), len(payload)
+            payload, text = _payload(message)
+            return Phase.OPEN, (SEND, payload, text), len(payload)
         if kind == "websocket.close":
             code, reason = _close(message)
             return Phase.CLOSING, (CLOSE, code, reason), 0
@@ -127,7 +127,8 @@ def _unexpected(kind: object, expected: str) -> ASGIProtocolError:
     return ASGIProtocolError(f"Expected ASGI message {expected}, but got {kind!r}.")
 
 
-def _payload(message: Message) -> str | bytes:
+def _payload(message: Message) -> tuple[bytes, bool]:
+    """The message's payload (text in UTF-8), and whether it is text."""
     text = message.get("text")
     data = message.get("bytes")
     if (text is None) == (data is None):
@@ -135,10 +136,13 @@ def _payload(message: Message) -> str | bytes:
             "Expected exactly one of 'text' and 'bytes' to be set in 'websocket.send'."
         )
     if data is not None:
-        return _bytes(data, "bytes")
+        return _bytes(data, "bytes"), False
     if type(text) is not str:
         raise ASGIProtocolError(f"Expected 'text' to be a str, but got {type(text).__name__}.")
-    return text
+    try:
+        return text.encode("utf-8"), True
+    except UnicodeEncodeError as exc:
+        raise ASGIProtocolError(f"Expected 'text' that UTF-8 can encode: {exc}") from None
 
 
 def _bytes(value: object, key: str) -> bytes:

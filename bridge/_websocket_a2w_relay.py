@@ -46,6 +46,7 @@ protocol (its progress is ``Wire``); the app's progress is
 
 from __future__ import annotations
 
+import itertools
 import logging
 import selectors
 import socket
@@ -63,6 +64,8 @@ from .types import Message
 logger = logging.getLogger("bridge")
 
 _READ_SIZE: Final = 262144
+_GATHER: Final = 64
+"""Buffers written by one sendmsg()."""
 _OUT_LIMIT: Final = 262144
 """Frame bytes the relay holds before it takes more commands from the mailbox."""
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -142,22 +145,29 @@ class Relay:
             session.command(*item)
 
     def _flush(self) -> None:
+        """Write what the session queued, as far as the socket takes it."""
         session = self._session
         out = session.out
-        send = self._sock.send
+        sock = self._sock
+        gather = not isinstance(sock, ssl.SSLSocket)  # TLS sockets have no sendmsg()
         while out:
-            data, size = out[0]
             try:
-                written = send(data)
+                if gather and len(out) > 1:
+                    written = sock.sendmsg([data for data, _ in itertools.islice(out, _GATHER)])
+                else:
+                    written = sock.send(out[0][0])
             except _WOULD_BLOCK:
                 return
             session.out_bytes -= written
-            if written < len(data):
-                out[0] = (memoryview(data)[written:], size)
-                return
-            out.popleft()
-            if size:
-                self.credit(size)
+            while written:
+                data, size = out[0]
+                if written < len(data):
+                    out[0] = (memoryview(data)[written:], size)
+                    return  # the socket is full
+                written -= len(data)
+                out.popleft()
+                if size:
+                    self.credit(size)
 
     def _wait(self, selector: selectors.BaseSelector, mask: int) -> int:
         """Sleep until the socket or the app has something; returns the socket's mask."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from .types import Message
 
 logger = logging.getLogger("bridge")
 
+_JOIN_LIMIT: Final = 16384
+"""Payloads up to this size are copied behind their header: one buffer, one write."""
 EARLY_LIMIT: Final = 65536
 """Bytes kept from a client that sends before the handshake answer (RFC 6455: none)."""
 
@@ -120,9 +123,7 @@ class Session:
         wire = self.wire
         if tag == SEND:
             if wire is Wire.OPEN:
-                data = command[1]
-                event = TextMessage(data) if type(data) is str else BytesMessage(data)
-                self._queue(self._open().send(event), size)
+                self._queue_message(command[1], command[2], size)
             else:
                 self._events.credit(size)  # closing: it cannot go out any more
         elif tag == CLOSE:
@@ -332,6 +333,29 @@ class Session:
             self.out_bytes += len(data)
         else:
             self._events.credit(size)
+
+    def _queue_message(self, payload: bytes, text: bool, size: int) -> None:
+        """One whole message: wsproto's frame, written without copying the payload.
+
+        A server's unfragmented data frame is a 2 to 10 byte header (RFC 6455 5.2: FIN,
+        the opcode, no mask, the length) and the payload as it is; wsproto keeps no
+        state for it (its ``send`` would build the same bytes, with three copies of
+        the payload). A large payload stays a buffer of its own, gathered with the
+        header into one ``sendmsg()``.
+        """
+        length = len(payload)
+        first = 0x81 if text else 0x82
+        if length < 126:
+            header = bytes((first, length))
+        elif length < 65536:
+            header = struct.pack("!BBH", first, 126, length)
+        else:
+            header = struct.pack("!BBQ", first, 127, length)
+        if length <= _JOIN_LIMIT:
+            self._queue(header + payload, size)
+        else:
+            self._queue(header, 0)
+            self._queue(payload, size)
 
     def _flushing(self) -> None:
         self.wire = Wire.FLUSHING

@@ -58,8 +58,8 @@ class WebSocketTask:
         self._inbox: collections.deque[tuple[Message, int]] = collections.deque()
         self._over: Message | None = None
         """``websocket.disconnect``, once the relay has said the connection is over."""
-        self._arrived: anyio.Event | None = None
-        self._drained: anyio.Event | None = None
+        self._arrived: _Signal | None = None
+        self._drained: _Signal | None = None
 
     def start(self, loop: LoopThread) -> Coroutine[Any, Any, None]:
         return self._run()
@@ -101,7 +101,7 @@ class WebSocketTask:
                 return self._over
             event = self._arrived
             if event is None:
-                event = self._arrived = anyio.Event()
+                event = self._arrived = _Signal(self._loop.asyncio_loop)
             await event.wait()
 
     async def _send(self, message: Message) -> None:
@@ -112,7 +112,7 @@ class WebSocketTask:
             self.phase = Phase.CLOSED
             raise ClientDisconnected("The WebSocket connection is closed.")
         if wait:
-            event = self._drained = anyio.Event()
+            event = self._drained = _Signal(self._loop.asyncio_loop)
             await event.wait()
             if self._over is not None and size:
                 raise ClientDisconnected(
@@ -145,3 +145,33 @@ class WebSocketTask:
         if event is not None:
             self._arrived = None
             event.set()
+
+
+class _Signal:
+    """A one-shot wake-up for the coroutines waiting on it.
+
+    An asyncio future where the loop is asyncio's (a tenth of what an ``anyio.Event``
+    costs to make, set and wait for: it is made for each message a ``receive()``
+    waits for), else an ``anyio.Event``.
+    """
+
+    __slots__ = ("_event", "_future")
+
+    def __init__(self, asyncio_loop: asyncio.AbstractEventLoop | None) -> None:
+        self._future = asyncio_loop.create_future() if asyncio_loop is not None else None
+        self._event = anyio.Event() if asyncio_loop is None else None
+
+    async def wait(self) -> None:
+        if self._future is not None:
+            await self._future
+        else:
+            assert self._event is not None
+            await self._event.wait()
+
+    def set(self) -> None:
+        future = self._future
+        if future is None:
+            assert self._event is not None
+            self._event.set()
+        elif not future.done():  # (a waiter cancelled it)
+            future.set_result(None)

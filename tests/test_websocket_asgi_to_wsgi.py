@@ -120,6 +120,23 @@ def test_text_and_binary_round_trip_then_client_close(
     assert errors(bridge_log) == []
 
 
+def test_large_messages_both_ways_through_small_socket_buffers(adapt: AdapterFactory) -> None:
+    # Written in many partial writes: the header and the payload go out as separate
+    # buffers above 16 KiB.
+    app = Echo()
+    big = os.urandom(1 << 20)
+    text = "ünïcode " * 25000
+    with StandIn(adapt(app)) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        for payload in (big, text, big[:16385], b""):
+            client.send(
+                BytesMessage(payload) if isinstance(payload, bytes) else TextMessage(payload)
+            )
+            assert client.message() == payload
+    assert list(messages(app.received))[:4] == [big, text, big[:16385], b""]
+
+
 def test_fragments_are_joined_and_pings_between_them_answered(adapt: AdapterFactory) -> None:
     app = Echo()
     text = "héllo wörld".encode()

@@ -202,14 +202,16 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
     )
     impls = (("native uvicorn", native), ("bridge", bridged))
     with running([native, bridged]):
-        for _, server in impls:  # warm-up: loops, threads, imports
-            for case, _ in _CASES:
-                measure(server.port, case, 0.3)
+        # Threads before any WebSocket (the readiness probe has started the loop thread
+        # and a worker thread), then with 16 open: gthread starts its threads on demand.
         pid = bridged.worker_pid()
         assert pid is not None
         idle = threads(pid)
         held = asyncio.run(_hold(bridged.port, SOCKETS, pid))
         figures.add(GROUP, "extra threads, 16 sockets open", "bridge", "threads", held - idle)
+        for _, server in impls:  # warm-up: loops, threads, imports
+            for case, _ in _CASES:
+                measure(server.port, case, 0.3)
         for _round in range(rounds):
             for case, unit in _CASES:
                 for impl, server in impls:

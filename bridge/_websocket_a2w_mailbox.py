@@ -103,10 +103,8 @@ class Mailbox:
 
     def take(self) -> tuple[Command, int] | None:
         """The next command and its size, None when there is none."""
-        try:
-            return self._outbox.popleft()
-        except IndexError:
-            return None
+        outbox = self._outbox
+        return outbox.popleft() if outbox else None
 
     def sent(self, size: int) -> bool:
         """``size`` bytes of queued messages are written; True: wake the waiting app."""

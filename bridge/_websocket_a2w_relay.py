@@ -138,7 +138,7 @@ class Relay:
     def _take(self) -> None:
         session = self._session
         take = self._mailbox.take
-        while session.out_bytes < _OUT_LIMIT and session.wire is not Wire.ENDED:
+        while session.out.size < _OUT_LIMIT and session.wire is not Wire.ENDED:
             item = take()
             if item is None:
                 return
@@ -146,33 +146,25 @@ class Relay:
 
     def _flush(self) -> None:
         """Write what the session queued, as far as the socket takes it."""
-        session = self._session
-        out = session.out
+        out = self._session.out
+        buffers = out.buffers
         sock = self._sock
         gather = not isinstance(sock, ssl.SSLSocket)  # TLS sockets have no sendmsg()
-        while out:
+        while buffers:
             try:
-                if gather and len(out) > 1:
-                    written = sock.sendmsg([data for data, _ in itertools.islice(out, _GATHER)])
+                if gather and len(buffers) > 1:
+                    written = sock.sendmsg([data for data, _ in itertools.islice(buffers, _GATHER)])
                 else:
-                    written = sock.send(out[0][0])
+                    written = sock.send(buffers[0][0])
             except _WOULD_BLOCK:
                 return
-            session.out_bytes -= written
-            while written:
-                data, size = out[0]
-                if written < len(data):
-                    out[0] = (memoryview(data)[written:], size)
-                    return  # the socket is full
-                written -= len(data)
-                out.popleft()
-                if size:
-                    self.credit(size)
+            if not out.written(written):
+                return  # the socket is full
 
     def _wait(self, selector: selectors.BaseSelector, mask: int) -> int:
         """Sleep until the socket or the app has something; returns the socket's mask."""
         session = self._session
-        paused = self._mailbox.prepare_sleep(session.out_bytes < _OUT_LIMIT)
+        paused = self._mailbox.prepare_sleep(session.out.size < _OUT_LIMIT)
         if paused is None:
             return mask  # commands are waiting
         wanted = selectors.EVENT_WRITE if session.out else 0

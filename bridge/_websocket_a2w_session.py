@@ -23,11 +23,9 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import struct
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
@@ -42,14 +40,13 @@ from wsproto.events import (
 )
 from wsproto.handshake import H11Handshake
 
-from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, SEND, Command
+from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, FORBID, SEND, Command
+from ._websocket_a2w_writes import WriteQueue
 from .exceptions import ASGIProtocolError, ShuttingDown
 from .types import Message
 
 logger = logging.getLogger("bridge")
 
-_JOIN_LIMIT: Final = 16384
-"""Payloads up to this size are copied behind their header: one buffer, one write."""
 EARLY_LIMIT: Final = 65536
 """Bytes kept from a client that sends before the handshake answer (RFC 6455: none)."""
 
@@ -99,9 +96,8 @@ class Session:
 
     def __init__(self, handshake: H11Handshake, limits: Limits, events: SessionEvents) -> None:
         self.wire = Wire.HANDSHAKE
-        self.out: deque[tuple[bytes | bytearray | memoryview, int]] = deque()
-        """Bytes to write, each with the app's bytes it carries (credited once written)."""
-        self.out_bytes = 0
+        self.out = WriteQueue(events.credit)
+        """What is to be written to the client."""
         self.error: BaseException | None = None
         """Set when the handshake was never answered: the WSGI server is to answer it."""
         self._handshake = handshake
@@ -110,11 +106,9 @@ class Session:
         self._events = events
         self._told = False
         self._early = bytearray()
-        self._parts: list[str | bytes] = []
-        self._part_bytes = 0
+        self._joiner = Joiner(limits.max_message_size)
         self._deadline: float | None = None
-        self._pong_due: float | None = None
-        self._heard = time.monotonic()
+        self._keepalive = Keepalive(limits)
 
     # The app's commands.
 
@@ -123,64 +117,50 @@ class Session:
         wire = self.wire
         if tag == SEND:
             if wire is Wire.OPEN:
-                self._queue_message(command[1], command[2], size)
+                self.out.add_message(command[1], command[2])
             else:
-                self._events.credit(size)  # closing: it cannot go out any more
+                self.out.drop(size)  # closing: it cannot go out any more
         elif tag == CLOSE:
             self._close(command[1], command[2])
         elif tag == DONE:
             self._app_done(command[1])
-        elif tag == DENY_BODY:
-            if wire is not Wire.DENYING:
-                self._events.credit(size)
-            elif self._answer(RejectData(command[1], body_finished=not command[2]), size):
-                if not command[2]:
-                    self._flushing()
-        elif wire is Wire.HANDSHAKE:
-            self._answer_handshake(command)
+        elif tag == DENY_BODY or wire is Wire.HANDSHAKE:
+            self._answer(command, size)
 
-    def _answer_handshake(self, command: Command) -> None:
-        if command[0] == ACCEPT:
-            event = AcceptConnection(subprotocol=command[1], extra_headers=command[2])
-            if self._answer(event, 0):
-                self.wire = Wire.OPEN
-                self._heard = time.monotonic()
-                if self._early:
-                    self._open().receive_data(bytes(self._early))
-                    self._early.clear()
-                    self._read_events()
+    def _answer(self, command: Command, size: int) -> None:
+        """The handshake answer: ACCEPT, FORBID, DENY_START, then DENY_BODY."""
+        tag = command[0]
+        if (tag == DENY_BODY) != (self.wire is Wire.DENYING):
+            self.out.drop(size)  # (a denial body after the connection ended)
             return
-        body = command[0] == DENY_START
-        status, headers = (command[1], command[2]) if body else (403, [])
-        if not any(name == b"connection" for name, _ in headers):
-            headers = [*headers, (b"connection", b"close")]
-        if self._answer(RejectConnection(status_code=status, headers=headers, has_body=body), 0):
-            if body:
-                self.wire = Wire.DENYING
-            else:
-                self._flushing()
-
-    def _answer(self, event: AcceptConnection | RejectConnection | RejectData, size: int) -> bool:
-        """Queue the handshake answer ``event``; False when h11 refused it."""
         try:
-            data = self._handshake.send(event)
-        except Exception as exc:  # a header or body length h11 will not write
-            self._events.credit(size)
+            data = answer_bytes(self._handshake, command)
+        except Exception as exc:  # a header or a body length h11 will not write
+            self.out.drop(size)
             if self.wire is Wire.HANDSHAKE:
                 self.error = ASGIProtocolError(f"Cannot write the handshake answer: {exc}")
                 self.wire = Wire.ENDED
             else:
                 logger.error("Ending a WebSocket denial response the app broke: %s", exc)
                 self._flushing()
-            return False
-        if isinstance(event, AcceptConnection):
+            return
+        self.out.add(data, size)
+        if tag == ACCEPT:
             self._conn = self._handshake.connection
-        self._queue(data, size)
-        return True
+            self.wire = Wire.OPEN
+            self._keepalive.heard(time.monotonic())
+            if self._early:
+                self._open().receive_data(bytes(self._early))
+                self._early.clear()
+                self._read_events()
+        elif tag == DENY_START:
+            self.wire = Wire.DENYING
+        elif tag == FORBID or not command[2]:
+            self._flushing()
 
     def _close(self, code: int, reason: str) -> None:
         if self.wire is Wire.OPEN:
-            self._queue(self._open().send(CloseConnection(code, reason)), 0)
+            self.out.add(self._open().send(CloseConnection(code, reason)), 0)
             self.wire = Wire.CLOSING
             self._deadline = time.monotonic() + self._limits.close_timeout
 
@@ -221,7 +201,7 @@ class Session:
         if not data:
             self.wire = Wire.ENDED
             return
-        self._heard = time.monotonic()
+        self._keepalive.heard(time.monotonic())
         if self.wire is Wire.HANDSHAKE:
             self._early += data
         elif self.wire is Wire.OPEN or self.wire is Wire.CLOSING:
@@ -233,47 +213,29 @@ class Session:
         messages: list[tuple[Message, int]] = []
         for event in conn.events():
             if isinstance(event, (TextMessage, BytesMessage)):
-                message = self._join(event)
-                if self.wire is Wire.FLUSHING:
-                    break  # too large
+                message = self._joiner.add(event)
+                if message is TOO_LARGE:
+                    limit = self._limits.max_message_size
+                    self._fail(1009, f"Message larger than {limit} bytes.")
+                    break
                 if message is not None and self.wire is Wire.OPEN:
                     messages.append(message)  # (after the app's close, no one wants it)
             elif isinstance(event, Ping):
                 if conn.state is ConnectionState.OPEN:
-                    self._queue(conn.send(event.response()), 0)
+                    self.out.add(conn.send(event.response()), 0)
             elif isinstance(event, Pong):
-                self._pong_due = None
+                self._keepalive.pong()
             elif isinstance(event, CloseConnection):
                 self._client_closed(event)
                 break
         if messages:
             self._events.deliver(messages)
 
-    def _join(self, event: TextMessage | BytesMessage) -> tuple[Message, int] | None:
-        """The whole message once ``event`` ends one; None before (or when too large)."""
-        data = bytes(event.data) if isinstance(event.data, bytearray) else event.data
-        parts = self._parts
-        parts.append(data)
-        self._part_bytes += len(data)
-        if self._part_bytes > self._limits.max_message_size:
-            self._fail(1009, f"Message larger than {self._limits.max_message_size} bytes.")
-            return None
-        if not event.message_finished:
-            return None
-        size = self._part_bytes
-        self._parts = []
-        self._part_bytes = 0
-        if isinstance(data, str):
-            text = data if len(parts) == 1 else "".join(parts)  # type: ignore[arg-type]
-            return {"type": "websocket.receive", "text": text}, size
-        whole = data if len(parts) == 1 else b"".join(parts)  # type: ignore[arg-type]
-        return {"type": "websocket.receive", "bytes": whole}, size
-
     def _client_closed(self, event: CloseConnection) -> None:
         conn = self._open()
         state = conn.state
         if state is ConnectionState.REMOTE_CLOSING:  # the client starts the close handshake
-            self._queue(conn.send(event.response()), 0)
+            self.out.add(conn.send(event.response()), 0)
         elif state is not ConnectionState.CLOSED:  # wsproto could not parse the client's frames
             self._fail(event.code, event.reason or "")
             return
@@ -284,7 +246,7 @@ class Session:
         """Fail the connection (RFC 6455 7.1.7): a close frame, then nothing more read."""
         conn = self._open()
         if conn.state is ConnectionState.OPEN:
-            self._queue(conn.send(CloseConnection(code, reason)), 0)
+            self.out.add(conn.send(CloseConnection(code, reason)), 0)
         self._tell_over(code, reason)
         self._flushing()
 
@@ -298,21 +260,16 @@ class Session:
                 return deadline - now
             self.wire = Wire.ENDED  # no close frame from the client, or writes stuck
             return 0.0
-        interval = self._limits.ping_interval
-        if self.wire is not Wire.OPEN or interval is None:
+        if self.wire is not Wire.OPEN:
             return None
-        pong_due = self._pong_due
-        if pong_due is not None:
-            if now < pong_due:
-                return pong_due - now
+        wait = self._keepalive.wait(now)
+        if wait is None or wait > 0:
+            return wait
+        if self._keepalive.lost(now):
             logger.info("A WebSocket client did not answer a ping in time; dropping it.")
             self.wire = Wire.ENDED
             return 0.0
-        ping_at = self._heard + interval
-        if now < ping_at:
-            return ping_at - now
-        self._queue(self._open().send(Ping(os.urandom(4))), 0)
-        self._pong_due = now + self._limits.ping_timeout
+        self.out.add(self._open().send(Ping(self._keepalive.ping(now))))
         return 0.0
 
     def end(self) -> None:
@@ -327,36 +284,6 @@ class Session:
         assert conn is not None, "no WebSocket connection before the handshake answer"
         return conn
 
-    def _queue(self, data: bytes | bytearray, size: int) -> None:
-        if data:
-            self.out.append((data, size))
-            self.out_bytes += len(data)
-        else:
-            self._events.credit(size)
-
-    def _queue_message(self, payload: bytes, text: bool, size: int) -> None:
-        """One whole message: wsproto's frame, written without copying the payload.
-
-        A server's unfragmented data frame is a 2 to 10 byte header (RFC 6455 5.2: FIN,
-        the opcode, no mask, the length) and the payload as it is; wsproto keeps no
-        state for it (its ``send`` would build the same bytes, with three copies of
-        the payload). A large payload stays a buffer of its own, gathered with the
-        header into one ``sendmsg()``.
-        """
-        length = len(payload)
-        first = 0x81 if text else 0x82
-        if length < 126:
-            header = bytes((first, length))
-        elif length < 65536:
-            header = struct.pack("!BBH", first, 126, length)
-        else:
-            header = struct.pack("!BBQ", first, 127, length)
-        if length <= _JOIN_LIMIT:
-            self._queue(header + payload, size)
-        else:
-            self._queue(header, 0)
-            self._queue(payload, size)
-
     def _flushing(self) -> None:
         self.wire = Wire.FLUSHING
         self._deadline = time.monotonic() + self._limits.close_timeout
@@ -365,3 +292,92 @@ class Session:
         if not self._told:
             self._told = True
             self._events.over(int(code), reason)
+
+
+def answer_bytes(handshake: H11Handshake, command: Command) -> bytes:
+    """The bytes of the handshake answer ``command`` asks for (h11, through wsproto).
+
+    :raises Exception: what h11 raises for an answer it will not write.
+    """
+    tag = command[0]
+    event: AcceptConnection | RejectConnection | RejectData
+    if tag == ACCEPT:
+        event = AcceptConnection(subprotocol=command[1], extra_headers=command[2])
+    elif tag == DENY_BODY:
+        event = RejectData(command[1], body_finished=not command[2])
+    else:
+        body = tag == DENY_START
+        status, headers = (command[1], command[2]) if body else (403, [])
+        if not any(name == b"connection" for name, _ in headers):
+            headers = [*headers, (b"connection", b"close")]  # the connection ends after it
+        event = RejectConnection(status_code=status, headers=headers, has_body=body)
+    return handshake.send(event)
+
+
+TOO_LARGE: Final[tuple[Message, int]] = ({"type": "websocket.receive", "bytes": b""}, -1)
+"""What :meth:`Joiner.add` returns for a message over the size limit (compared by identity)."""
+
+
+class Joiner:
+    """Joins a client's fragments into whole ASGI messages, up to a size limit."""
+
+    __slots__ = ("_limit", "_parts", "_size")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._parts: list[Any] = []
+        self._size = 0
+
+    def add(self, event: TextMessage | BytesMessage) -> tuple[Message, int] | None:
+        """The whole message and its size once ``event`` ends one; None before it ends;
+        :data:`TOO_LARGE` when it has grown past the limit."""
+        data = bytes(event.data) if isinstance(event.data, bytearray) else event.data
+        parts = self._parts
+        parts.append(data)
+        self._size += len(data)
+        if self._size > self._limit:
+            return TOO_LARGE
+        if not event.message_finished:
+            return None
+        size = self._size
+        self._parts = []
+        self._size = 0
+        if isinstance(data, str):
+            return {"type": "websocket.receive", "text": "".join(parts)}, size
+        whole = data if len(parts) == 1 else b"".join(parts)
+        return {"type": "websocket.receive", "bytes": whole}, size
+
+
+class Keepalive:
+    """Pings a client that has been silent for ``ping_interval`` seconds, and counts
+    it lost when no pong comes within ``ping_timeout`` (RFC 6455 5.5.2)."""
+
+    __slots__ = ("_heard", "_interval", "_pong_due", "_timeout")
+
+    def __init__(self, limits: Limits) -> None:
+        self._interval = limits.ping_interval
+        self._timeout = limits.ping_timeout
+        self._heard = time.monotonic()
+        self._pong_due: float | None = None
+
+    def heard(self, now: float) -> None:
+        self._heard = now
+
+    def pong(self) -> None:
+        self._pong_due = None
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until a ping or the pong is due (0: now); None: never."""
+        if self._pong_due is not None:
+            return max(0.0, self._pong_due - now)
+        if self._interval is None:
+            return None
+        return max(0.0, self._heard + self._interval - now)
+
+    def lost(self, now: float) -> bool:
+        return self._pong_due is not None and now >= self._pong_due
+
+    def ping(self, now: float) -> bytes:
+        """A ping's payload, sent now."""
+        self._pong_due = now + self._timeout
+        return os.urandom(4)

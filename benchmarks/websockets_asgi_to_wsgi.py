@@ -168,14 +168,19 @@ async def _echoes(port: int, sockets: int, payload: bytes, opcode: int, seconds:
     return round(sum(counts) * seconds / elapsed)
 
 
-def measure(port: int, case: str, seconds: float) -> float:
-    """One figure of ``case`` against the server on ``port``."""
-    if case.endswith("1 socket") and case.startswith("echo"):
-        return asyncio.run(_echoes(port, 1, SMALL, 0x1, seconds)) / seconds
+def measure(port: int, case: str, seconds: float) -> int:
+    """Round trips of ``case`` against the server on ``port`` in ``seconds``."""
     if case.startswith("echo"):
-        return asyncio.run(_echoes(port, SOCKETS, SMALL, 0x1, seconds)) / seconds
-    payload = os.urandom(BIG)
-    return asyncio.run(_echoes(port, 1, payload, 0x2, seconds)) / seconds  # MiB each
+        sockets = 1 if case.endswith("1 socket") else SOCKETS
+        return asyncio.run(_echoes(port, sockets, SMALL, 0x1, seconds))
+    return asyncio.run(_echoes(port, 1, os.urandom(BIG), 0x2, seconds))  # 1 MiB each
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, all its threads."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def threads(pid: int) -> int:
@@ -212,10 +217,19 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         for _, server in impls:  # warm-up: loops, threads, imports
             for case, _ in _CASES:
                 measure(server.port, case, 0.3)
+        workers = {impl: server.worker_pid() for impl, server in impls}
         for _round in range(rounds):
             for case, unit in _CASES:
                 for impl, server in impls:
-                    figures.add(GROUP, case, impl, unit, measure(server.port, case, seconds))
+                    worker = workers[impl]
+                    assert worker is not None
+                    cpu = cpu_seconds(worker)
+                    count = measure(server.port, case, seconds)
+                    cpu = cpu_seconds(worker) - cpu
+                    figures.add(GROUP, case, impl, unit, count / seconds)
+                    figures.add(
+                        GROUP, f"{case}: server CPU per {_per(case)}", impl, "s", cpu / count
+                    )
     checks = [
         at_least_ratio(
             figures,
@@ -228,6 +242,23 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         )
         for (case, _), target in zip(_CASES, (0.5, 0.5, 0.8), strict=True)
     ]
+    checks += [
+        Check(
+            GROUP,
+            f"{case}: server CPU per message (info: the ratio a CPU-bound server would reach)",
+            mine.median,
+            "s",
+            "info",
+            None,
+            baseline=base.median,
+            baseline_label="native uvicorn",
+            ratio=base.median / mine.median,
+            ratio_label="native / bridge",
+        )
+        for case, _ in _CASES
+        if (mine := figures.find(GROUP, f"{case}: server CPU per " + _per(case), "bridge"))
+        and (base := figures.find(GROUP, f"{case}: server CPU per " + _per(case), "native uvicorn"))
+    ]
     checks.append(
         at_most_value(
             figures,
@@ -238,6 +269,10 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         )
     )
     return figures, checks
+
+
+def _per(case: str) -> str:
+    return "message" if case.startswith("1 MiB") else "round trip"
 
 
 def main(argv: list[str] | None = None) -> int:

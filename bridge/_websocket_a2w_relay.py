@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import selectors
 import socket
 import ssl
@@ -57,6 +58,7 @@ from typing import Final, Protocol
 from wsproto.handshake import H11Handshake
 
 from ._loop import CallSoon, post
+from ._threads import wake_without_preempting
 from ._websocket_a2w_mailbox import Mailbox
 from ._websocket_a2w_session import Limits, Session, Wire
 from .types import Message
@@ -69,6 +71,27 @@ _GATHER: Final = 64
 _OUT_LIMIT: Final = 262144
 """Frame bytes the relay holds before it takes more commands from the mailbox."""
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _batch_scheduling() -> int | None:
+    """With the bridge's opt-in ``BRIDGE_BATCH_SCHEDULING=1``, run the relay under
+    ``SCHED_BATCH`` as the bridge's own threads do (``wake_without_preempting``): the
+    app's task wakes it for every message, and it would preempt the loop thread only
+    to wait for the GIL. Returns the server thread's policy, to give it back."""
+    getscheduler = getattr(os, "sched_getscheduler", None)
+    if getscheduler is None or os.environ.get("BRIDGE_BATCH_SCHEDULING", "") in ("", "0"):
+        return None
+    policy: int = getscheduler(0)
+    wake_without_preempting()
+    return policy
+
+
+def _restore_scheduling(policy: int | None) -> None:
+    if policy is not None and os.sched_getscheduler(0) != policy:
+        try:
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+        except OSError:
+            pass  # not permitted here: the thread keeps SCHED_BATCH
 
 
 class AppSide(Protocol):
@@ -109,6 +132,7 @@ class Relay:
         timeout = sock.gettimeout()
         sock.setblocking(False)
         selector = selectors.DefaultSelector()
+        policy = _batch_scheduling()
         try:
             selector.register(self._mailbox.wake_socket(), selectors.EVENT_READ)
             selector.register(sock, selectors.EVENT_READ)
@@ -133,6 +157,7 @@ class Relay:
                 except OSError:
                     pass  # already gone
             sock.settimeout(timeout)
+            _restore_scheduling(policy)
         return session.error
 
     def _take(self) -> None:

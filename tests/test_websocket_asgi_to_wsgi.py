@@ -681,3 +681,20 @@ def test_on_trio(adapt: AdapterFactory) -> None:
         client.closed()
         server.finished()
     assert app.disconnect["code"] == 1000
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling policies")
+def test_the_opt_in_batch_scheduling_lasts_the_session(
+    adapt: AdapterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
+    with StandIn(adapt(Echo())) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        thread = server.native_id
+        during = os.sched_getscheduler(thread)
+        client.send(CloseConnection(1000))
+        client.closed()
+        served = server.finished()
+    assert during == os.SCHED_BATCH
+    assert served.policy == os.SCHED_OTHER, "the server's thread kept the bridge's policy"

@@ -13,6 +13,7 @@ Every socket operation and every wait is bounded by :data:`TIMEOUT`.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,8 @@ class Served:
     status: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    policy: int | None = None
+    """The thread's scheduling policy once the adapter let go of it (Linux)."""
 
 
 class StandIn:
@@ -91,6 +94,13 @@ class StandIn:
     def is_serving(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def native_id(self) -> int:
+        """The server thread's id for the OS (``sched_getscheduler`` takes it)."""
+        native_id = self._thread.native_id
+        assert native_id is not None
+        return native_id
+
     def _serve(self) -> None:
         sock = self.server_sock
         try:
@@ -114,6 +124,8 @@ class StandIn:
                 getattr(result, "close", lambda: None)()
         except BaseException as exc:  # recorded for the test, as a server logs it
             self.served.exception = exc
+            if hasattr(os, "sched_getscheduler"):
+                self.served.policy = os.sched_getscheduler(0)
             if not isinstance(exc, (StopIteration, ConnectionError)):
                 _answer(sock, "500 Internal Server Error", [], b"")
             return

@@ -13,8 +13,10 @@ like an HTTP request. No thread is started per connection.
 The relay owns every byte of socket I/O; the event loop never touches the socket.
 It waits in ``select()`` on two things: the socket, and one end of a socket pair
 that the app's task writes a byte to when it queues a command for a relay that is
-asleep (:class:`~bridge._websocket_a2w_mailbox.Mailbox`). wsproto frames the
-messages; h11, under wsproto, writes the handshake answer:
+asleep (:class:`~bridge._websocket_a2w_mailbox.Mailbox`). wsproto parses the
+client's frames and writes control frames; h11, under wsproto, writes the handshake
+answer; an outgoing message is its 2 to 10 byte header and the app's own bytes,
+gathered into one ``sendmsg()`` (:mod:`bridge._websocket_a2w_writes`):
 
 * ``websocket.accept`` becomes the 101 response (subprotocol, the app's headers);
   ``websocket.close`` before it, a 403; ``websocket.http.response.start`` and
@@ -41,7 +43,8 @@ messages; h11, under wsproto, writes the handshake answer:
 
 The relay does the I/O; :class:`~bridge._websocket_a2w_session.Session` holds the
 protocol (its progress is ``Wire``); the app's progress is
-:class:`~bridge._websocket_a2w_phase.Phase`.
+:class:`~bridge._websocket_a2w_phase.Phase`. With the bridge's opt-in
+``BRIDGE_BATCH_SCHEDULING=1`` the relay runs under ``SCHED_BATCH`` for the session.
 """
 
 from __future__ import annotations

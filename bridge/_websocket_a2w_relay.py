@@ -62,8 +62,9 @@ from wsproto.handshake import H11Handshake
 
 from ._loop import CallSoon, post
 from ._threads import wake_without_preempting
+from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_mailbox import Mailbox
-from ._websocket_a2w_session import Limits, Session, Wire
+from ._websocket_a2w_session import Session, Wire
 from .types import Message
 
 logger = logging.getLogger("bridge")

@@ -24,7 +24,6 @@ import enum
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from wsproto.connection import Connection, ConnectionState
@@ -40,6 +39,7 @@ from wsproto.events import (
 )
 from wsproto.handshake import H11Handshake
 
+from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, FORBID, SEND, Command
 from ._websocket_a2w_writes import WriteQueue
 from .exceptions import ASGIProtocolError, ShuttingDown
@@ -49,22 +49,6 @@ logger = logging.getLogger("bridge")
 
 EARLY_LIMIT: Final = 65536
 """Bytes kept from a client that sends before the handshake answer (RFC 6455: none)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The bounds of one connection."""
-
-    high_water: int = 1048576
-    """Bytes buffered each way before the sending side waits."""
-    max_message_size: int = 16777216
-    """The largest message the app receives; a larger one closes the connection with 1009."""
-    ping_interval: float | None = 20.0
-    """Seconds of silence from the client before a ping; None: never ping."""
-    ping_timeout: float = 20.0
-    """Seconds to wait for the pong before the connection counts as lost (1006)."""
-    close_timeout: float = 10.0
-    """Seconds to wait for the client's close frame, and to write the last bytes."""
 
 
 class Wire(enum.Enum):

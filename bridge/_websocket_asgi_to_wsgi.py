@@ -27,19 +27,13 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
-from wsproto.connection import ConnectionType
-from wsproto.handshake import H11Handshake
-
 from ._environ import (
     build_websocket_scope,
     status_line,
     wants_websocket,
     websocket_handshake_problem,
 )
-from ._websocket_a2w_mailbox import Mailbox
-from ._websocket_a2w_relay import Relay
-from ._websocket_a2w_session import Limits
-from ._websocket_a2w_task import WebSocketTask
+from ._websocket_a2w_limits import Limits
 from .exceptions import BadRequest, BridgeError
 from .types import ASGIApp, Environ, StartResponse
 
@@ -100,6 +94,14 @@ def serve_websocket(
     if not isinstance(sock, socket.socket):
         _say_no_socket(environ)
         return None
+    # wsproto and h11 load with the first WebSocket, not with bridge.
+    from wsproto.connection import ConnectionType
+    from wsproto.handshake import H11Handshake
+
+    from ._websocket_a2w_mailbox import Mailbox
+    from ._websocket_a2w_relay import Relay
+    from ._websocket_a2w_task import WebSocketTask
+
     problem = websocket_handshake_problem(environ)
     handshake = H11Handshake(ConnectionType.SERVER)
     if problem is None:

@@ -30,7 +30,7 @@ from wsproto.events import (
 
 import bridge._websocket_asgi_to_wsgi as dispatch
 from bridge import ASGIProtocolError
-from bridge._websocket_a2w_session import Limits
+from bridge._websocket_a2w_limits import Limits
 from bridge._websocket_asgi_to_wsgi import ConnectionHandedBack
 from bridge.types import Message, Receive, Scope, Send
 

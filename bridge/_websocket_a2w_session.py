@@ -2,7 +2,8 @@
 
 :class:`Session` turns the app's commands (:mod:`bridge._websocket_a2w_phase`)
 into bytes for the client and the client's bytes into ASGI messages for the app,
-with wsproto (and h11 under it, for the handshake answer). The relay
+with wsproto (and h11 under it, for the handshake answer; whole outgoing messages
+are framed by :class:`~bridge._websocket_a2w_writes.WriteQueue`). The relay
 (:mod:`bridge._websocket_a2w_relay`) does the socket I/O around it and carries
 what it reports (:class:`SessionEvents`) to the app's task. Its progress is
 :class:`Wire`::
@@ -72,7 +73,7 @@ class SessionEvents(Protocol):
         """The connection is over (said once)."""
 
     def credit(self, size: int) -> None:
-        """``size`` bytes the app queued will never be written: count them as sent."""
+        """``size`` of the app's bytes are written, or never will be: count them as sent."""
 
 
 class Session:

@@ -79,6 +79,7 @@ class Server:
         uvicorn_http: str = "auto",
         ready_path: str = "/",
         module: str = "benchmarks.apps",
+        threads: int = GTHREAD_THREADS,
     ) -> None:
         if kind not in SERVER_KINDS:
             raise ValueError(f"Unknown server kind {kind!r}.")
@@ -88,6 +89,7 @@ class Server:
         self.uvicorn_http = uvicorn_http
         self.ready_path = ready_path
         self.module = module
+        self.threads = threads
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -134,7 +136,7 @@ class Server:
                 "300",
             ]
             if worker == "gthread":
-                args = [*args, "--threads", str(GTHREAD_THREADS)]
+                args = [*args, "--threads", str(self.threads)]
             args = [*args, target]
         return [*pin_prefix(SERVER_CPU), sys.executable, "-m", *args]
 

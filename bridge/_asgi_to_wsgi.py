@@ -21,6 +21,7 @@ from asgiref.compatibility import guarantee_single_callable
 from ._asgi_to_wsgi_call import WSGICall
 from ._lifespan import LifespanMode
 from ._loop import LoopThread, ProcessLoop, uvloop_installed
+from ._websocket_asgi_to_wsgi import serve_websocket
 from .exceptions import LifespanFailed
 from .types import ASGIApp, Environ, StartResponse
 
@@ -56,6 +57,9 @@ class ASGIToWSGI:
     * ``high_water``: response bytes the app may send ahead of the WSGI server
       before its ``send()`` waits (back-pressure).
     * ``max_body_size``: answer 413 when the request body is larger (``None``: no limit).
+    * ``websocket_max_size``: the largest WebSocket message the app receives; a larger
+      one closes the connection with 1009 (WebSockets need a server that offers its
+      socket: gunicorn, werkzeug).
 
     :raises TypeError: when ``app`` is not callable.
     :raises ValueError: on an unknown mode or a non-positive size.
@@ -74,6 +78,7 @@ class ASGIToWSGI:
         after_response_timeout: float | None = 60.0,
         high_water: int = 1048576,
         max_body_size: int | None = None,
+        websocket_max_size: int = 16777216,
     ) -> None:
         if not callable(app):
             raise TypeError(f"Expected an ASGI application (a callable), but got {app!r}.")
@@ -85,6 +90,8 @@ class ASGIToWSGI:
             )
         if high_water < 1:
             raise ValueError(f"Expected 'high_water' to be at least 1, but got {high_water}.")
+        if websocket_max_size < 1:
+            raise ValueError(f"Expected 'websocket_max_size' >= 1, but got {websocket_max_size}.")
         if max_body_size is not None and max_body_size < 0:
             raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
         self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
@@ -100,6 +107,7 @@ class ASGIToWSGI:
         self.after_response_timeout = after_response_timeout
         self.high_water = high_water
         self.max_body_size = max_body_size
+        self.websocket_max_size = websocket_max_size
         self._loops = ProcessLoop(self._new_loop, lifespan_timeout + 5)
 
     def __repr__(self) -> str:
@@ -125,4 +133,8 @@ class ASGIToWSGI:
         loop = self._loops.get()
         if loop.lifespan.error is not None:
             raise LifespanFailed(f"The ASGI app's lifespan startup failed: {loop.lifespan.error}")
+        if "HTTP_UPGRADE" in environ:
+            answer = serve_websocket(self, loop, environ, start_response)
+            if answer is not None:
+                return answer
         return WSGICall(self, loop, environ, start_response).respond()

@@ -7,6 +7,7 @@ code of its own.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -306,6 +307,8 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
         remote_addr = environ.get("REMOTE_ADDR")
         remote_port = environ.get("REMOTE_PORT")
+        if type(remote_port) is int:  # werkzeug's server puts an int there
+            remote_port = str(remote_port)
         server_port = environ.get("SERVER_PORT")
         scope: Scope = {
             "type": "http",
@@ -337,6 +340,68 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         raise BadRequest(
             f"The WSGI server's environ holds a value of the wrong type: {exc}."
         ) from None
+    return scope
+
+
+def _tokens(value: str) -> list[str]:
+    """The comma-separated elements of a header value, trimmed and lower-cased."""
+    return [token.strip(" \t").lower() for token in value.split(",")]
+
+
+def wants_websocket(environ: Environ) -> bool:
+    """Whether the request asks to become a WebSocket (RFC 6455 section 4.2.1).
+
+    ``GET`` with ``Upgrade: websocket`` and ``Connection`` naming ``upgrade``:
+    :func:`websocket_handshake_problem` then checks the rest of the handshake.
+    """
+    return (
+        environ.get("REQUEST_METHOD") == "GET"
+        and "websocket" in _tokens(environ.get("HTTP_UPGRADE", ""))
+        and "upgrade" in _tokens(environ.get("HTTP_CONNECTION", ""))
+    )
+
+
+def websocket_handshake_problem(environ: Environ) -> BadRequest | None:
+    """What makes an upgrade request (:func:`wants_websocket`) an invalid handshake.
+
+    RFC 6455 section 4.2.1: HTTP/1.1, a ``Host``, a ``Sec-WebSocket-Key`` that is
+    16 bytes in base64, and ``Sec-WebSocket-Version: 13``; section 4.2.2 answers an
+    unknown version with 426 (the caller adds ``Sec-WebSocket-Version: 13``).
+    None when the handshake is valid.
+    """
+    if environ.get("SERVER_PROTOCOL") != "HTTP/1.1":
+        return BadRequest("A WebSocket handshake needs HTTP/1.1.")
+    if not environ.get("HTTP_HOST"):
+        return BadRequest("The WebSocket handshake has no Host header.")
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip(" \t")
+    try:
+        valid_key = len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (ValueError, UnicodeError):
+        valid_key = False
+    if not valid_key:
+        return BadRequest(f"Invalid Sec-WebSocket-Key {key!r}: expected 16 bytes in base64.")
+    version = environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip(" \t")
+    if version != "13":
+        return BadRequest(
+            f"Unsupported Sec-WebSocket-Version {version!r}; this server speaks 13.", 426
+        )
+    return None
+
+
+def build_websocket_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -> Scope:
+    """Build the ASGI ``websocket`` scope for a PEP 3333 environ of an upgrade request.
+
+    The path, headers, client and server come from :func:`build_scope`; ``scheme``
+    is ``ws`` or ``wss``, and ``subprotocols`` lists ``Sec-WebSocket-Protocol``.
+
+    :raises BadRequest: as :func:`build_scope` does.
+    """
+    scope = build_scope(environ, extensions=extensions)
+    del scope["method"]  # an http-only key
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    offered = environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "")
+    scope["subprotocols"] = [name for name in (p.strip(" \t") for p in offered.split(",")) if name]
     return scope
 
 

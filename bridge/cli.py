@@ -26,6 +26,7 @@ from ._importer import import_from_string
 from ._interface import Interface, detect_interface
 from ._mount import Mount
 from ._servers import SERVERS, Options, Server
+from ._websocket_asgi_to_wsgi import WEBSOCKET_SUPPORT
 from ._wsgi_to_asgi import WSGIToASGI
 from .exceptions import AppLoadError, BridgeError
 
@@ -167,6 +168,8 @@ def _inspect(import_string: str) -> int:
             how = "through ASGIToWSGI" if speaks == "asgi" else "through WSGIToASGI"
         state = "" if server.is_installed() else " (not installed)"
         _say(f"  served by {server.name}{state}: {how}")
+        if server.speaks == "wsgi" and (interface != "wsgi" or isinstance(app, ASGIToWSGI)):
+            _say(f"    websockets: {WEBSOCKET_SUPPORT.get(server.name, 'no: it offers no socket')}")
     return 0
 
 

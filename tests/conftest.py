@@ -122,6 +122,10 @@ def _mod_wsgi(app: str, port: int, extra: Sequence[str]) -> list[str]:
     ]
 
 
+def _werkzeug(app: str, port: int, extra: Sequence[str]) -> list[str]:
+    return [app, "--port", str(port), *extra]
+
+
 SERVER_COMMANDS: Mapping[str, Callable[[str, int, Sequence[str]], list[str]]] = {
     "uvicorn": _uvicorn,
     "hypercorn": _hypercorn,
@@ -130,6 +134,7 @@ SERVER_COMMANDS: Mapping[str, Callable[[str, int, Sequence[str]], list[str]]] = 
     "granian": _granian,
     "uwsgi": _uwsgi,
     "mod_wsgi": _mod_wsgi,
+    "tests.integration.werkzeug_server": _werkzeug,
 }
 """Server name to its arguments for an app, a port and extra options; the program is
 ``python -m <name>`` unless :data:`SERVER_PROGRAMS` names another."""

@@ -820,7 +820,6 @@ SLOPPY_ENVIRONS = [
     pytest.param(environ(HTTP_X_A=7), id="header-int"),
     pytest.param(environ(QUERY_STRING=None), id="query-none"),
     pytest.param(environ(SERVER_PROTOCOL=11), id="protocol-int"),
-    pytest.param(environ(REMOTE_PORT=40000), id="remote-port-int"),
     pytest.param({**environ(), cast(str, 7): "x"}, id="key-int"),
     pytest.param(environ(content_length="abc"), id="content-length-text"),
     pytest.param(environ(content_length="-5"), id="content-length-negative"),

@@ -1,0 +1,176 @@
+"""The ASGI app's side of one WebSocket connection under ``ASGIToWSGI``.
+
+A :class:`WebSocketTask` is the job the adapter's loop thread runs: it calls the
+app with the ``websocket`` scope, and its ``receive()`` and ``send()`` talk to the
+relay (the WSGI thread that owns the socket) through a :class:`Mailbox` one way
+and loop callbacks the other way (:meth:`deliver`, :meth:`drained`, :meth:`over`).
+See :mod:`bridge._websocket_a2w_relay` for the whole picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from ._websocket_a2w_mailbox import Mailbox
+from ._websocket_a2w_phase import DONE, Phase, check
+from .exceptions import ClientDisconnected, ShuttingDown
+from .types import ASGIApp, Message, Scope
+
+if TYPE_CHECKING:
+    from ._loop import LoopThread
+
+logger = logging.getLogger("bridge")
+
+_CONNECT: Final[Message] = {"type": "websocket.connect"}
+
+
+class WebSocketTask:
+    """The app's ``receive()`` and ``send()`` for one connection, on the event loop."""
+
+    __slots__ = (
+        "_app",
+        "_arrived",
+        "_connected",
+        "_drained",
+        "_inbox",
+        "_loop",
+        "_mailbox",
+        "_over",
+        "_scope",
+        "_subprotocols",
+        "phase",
+        "task",
+    )
+
+    def __init__(self, app: ASGIApp, scope: Scope, mailbox: Mailbox, loop: LoopThread) -> None:
+        self._app = app
+        self._scope = scope
+        self._subprotocols: list[str] = scope["subprotocols"]
+        self._mailbox = mailbox
+        self._loop = loop
+        self.phase = Phase.CONNECTING
+        self._connected = False
+        self._inbox: collections.deque[tuple[Message, int]] = collections.deque()
+        self._over: Message | None = None
+        """``websocket.disconnect``, once the relay has said the connection is over."""
+        self._arrived: _Signal | None = None
+        self._drained: _Signal | None = None
+        self.task: asyncio.Task[None] | None = None
+        """Set by the loop when it starts the task on asyncio (:class:`bridge._loop.Job`)."""
+
+    async def run(self) -> None:
+        """The app's task (:class:`bridge._loop.Job`)."""
+        loop = self._loop
+        error: BaseException | None = None
+        try:
+            await self._app(self._scope, self._receive, self._send)
+        except BaseException as exc:
+            if isinstance(exc, loop.cancelled):
+                error = ShuttingDown("The process is shutting down; the WebSocket was cancelled.")
+                raise
+            error = exc
+        finally:
+            if self._mailbox.submit((DONE, error), 0) is None and error is not None:
+                # The relay has ended, so it cannot report this: say it here, unless it
+                # is the OSError a send() raises once the client is gone.
+                if not (self.phase is Phase.CLOSED and isinstance(error, OSError)):
+                    logger.error(
+                        "Exception in the ASGI app after its WebSocket closed.", exc_info=error
+                    )
+            del error
+            loop.tasks.discard(self.task)
+
+    async def _receive(self) -> Message:
+        if not self._connected:
+            self._connected = True
+            return _CONNECT
+        while True:
+            inbox = self._inbox
+            if inbox:
+                message, size = inbox.popleft()
+                if size:
+                    self._mailbox.consumed(size)
+                return message
+            if self._over is not None:
+                return self._over
+            event = self._arrived
+            if event is None:
+                event = self._arrived = _Signal(self._loop.asyncio_loop)
+            await event.wait()
+
+    async def _send(self, message: Message) -> None:
+        phase, command, size = check(self.phase, message, self._subprotocols)
+        self.phase = phase
+        wait = self._mailbox.submit(command, size)
+        if wait is None:
+            self.phase = Phase.CLOSED
+            raise ClientDisconnected("The WebSocket connection is closed.")
+        if wait:
+            event = self._drained = _Signal(self._loop.asyncio_loop)
+            await event.wait()
+            if self._over is not None and size:
+                raise ClientDisconnected(
+                    "The WebSocket connection closed before the message was sent."
+                )
+
+    # Called on the loop by the relay (posted from the WSGI thread).
+
+    def deliver(self, messages: list[tuple[Message, int]]) -> None:
+        """Messages from the client, each with its size."""
+        self._inbox.extend(messages)
+        self._wake_receiver()
+
+    def drained(self) -> None:
+        """The relay has written enough: a waiting ``send()`` may return."""
+        event = self._drained
+        if event is not None:
+            self._drained = None
+            event.set()
+
+    def over(self, code: int, reason: str) -> None:
+        """The connection is over; ``receive()`` says so after the messages before it."""
+        self.phase = Phase.CLOSED
+        self._over = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self._wake_receiver()
+        self.drained()
+
+    def _wake_receiver(self) -> None:
+        event = self._arrived
+        if event is not None:
+            self._arrived = None
+            event.set()
+
+
+class _Signal:
+    """A one-shot wake-up for the coroutines waiting on it.
+
+    An asyncio future where the loop is asyncio's (a tenth of what an ``anyio.Event``
+    costs to make, set and wait for: it is made for each message a ``receive()``
+    waits for), else an ``anyio.Event``.
+    """
+
+    __slots__ = ("_event", "_future")
+
+    def __init__(self, asyncio_loop: asyncio.AbstractEventLoop | None) -> None:
+        self._future = asyncio_loop.create_future() if asyncio_loop is not None else None
+        self._event = anyio.Event() if asyncio_loop is None else None
+
+    async def wait(self) -> None:
+        if self._future is not None:
+            await self._future
+        else:
+            assert self._event is not None
+            await self._event.wait()
+
+    def set(self) -> None:
+        future = self._future
+        if future is None:
+            assert self._event is not None
+            self._event.set()
+        elif not future.done():  # (a waiter cancelled it)
+            future.set_result(None)

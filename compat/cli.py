@@ -1,0 +1,204 @@
+"""``python -m compat``: run the frameworks' own test suites natively and through the bridge."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import environment
+from .report import SuiteReport, markdown, write
+from .runner import Options, run_suite
+from .suites import SUITES, Suite
+
+REPO = Path(__file__).resolve().parent.parent
+"""The work tree ``bridge`` is installed from (editable) into the run's venv."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m compat",
+        description=(
+            "Run the test suites of Starlette, FastAPI, Flask and Werkzeug from their "
+            "sdists, natively and with every test client app behind the double bridge, "
+            "and list the tests that pass natively but fail through the bridge."
+        ),
+    )
+    parser.add_argument(
+        "--suite",
+        action="append",
+        choices=sorted(SUITES),
+        help="run this suite (repeatable; default: all four)",
+    )
+    parser.add_argument("-k", dest="keyword", help="pytest -k expression, for both runs")
+    parser.add_argument(
+        "--fast", action="store_true", help="only a few representative test files per suite"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="pytest-xdist workers per run (default 1; the machine is shared)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds one run of one suite may take before it is stopped (default 1800)",
+    )
+    parser.add_argument(
+        "--test-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one test may take (pytest-timeout; default 30)",
+    )
+    parser.add_argument(
+        "--version",
+        action="append",
+        default=[],
+        metavar="DIST==VERSION",
+        help="test this version of a framework instead of the one installed beside the runner",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=REPO / ".compat",
+        help="where sdists, the venv and the reports go (default: .compat/ in the work tree)",
+    )
+    parser.add_argument(
+        "--reuse-native",
+        action="store_true",
+        help="reuse a native run's results from an earlier identical run",
+    )
+    return parser
+
+
+def _versions(suites: Sequence[Suite], overrides: Sequence[str]) -> dict[str, str | None]:
+    chosen: dict[str, str | None] = {}
+    forced = {}
+    for override in overrides:
+        name, sep, version = override.partition("==")
+        if not sep or not version:
+            raise SystemExit(f"--version expects DIST==VERSION, got {override!r}")
+        forced[environment.normalize(name)] = version
+    for suite in SUITES.values():
+        # Every framework is pinned in the venv, even when its suite is not run.
+        key = environment.normalize(suite.dist)
+        chosen[suite.name] = forced.get(key) or environment.installed_version(suite.dist)
+    del suites
+    return chosen
+
+
+def _bridge_revision() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - this is the command's output
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen suites; exit status 1 when a test differs unexpectedly."""
+    args = _parser().parse_args(argv)
+    cache: Path = args.cache_dir.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    suites = [SUITES[name] for name in dict.fromkeys(args.suite or SUITES)]
+    options = Options(
+        fast=args.fast,
+        keyword=args.keyword,
+        jobs=args.jobs,
+        test_timeout=args.test_timeout,
+        suite_timeout=args.timeout,
+        reuse_native=args.reuse_native,
+    )
+    started = time.monotonic()
+
+    wanted = _versions(suites, args.version)
+    versions: dict[str, str] = {}
+    roots: dict[str, Path] = {}
+    pins: dict[str, str] = {}
+    for suite in SUITES.values():
+        _say(f"sdist: {suite.dist}{'==' + str(wanted[suite.name]) if wanted[suite.name] else ''}")
+        version, root = environment.fetch_sdist(cache, suite.dist, wanted[suite.name])
+        versions[suite.name], roots[suite.name] = version, root
+        pins[environment.normalize(suite.dist)] = environment.pinned(suite, version)
+    requirements = list(pins.values())
+    for suite in SUITES.values():
+        requirements += environment.test_requirements(suite, roots[suite.name], pins)
+    _say(f"venv: {cache / 'venv'} (bridge from {REPO}, {', '.join(sorted(pins.values()))})")
+    python = environment.ensure_venv(cache, REPO, requirements)
+    installed = environment.versions_in(python, [suite.dist for suite in SUITES.values()])
+    for suite in SUITES.values():
+        if installed[suite.dist] != versions[suite.name]:
+            raise SystemExit(
+                f"The venv holds {suite.dist} {installed[suite.dist]}, not {versions[suite.name]}."
+            )
+    # compat._plugin is imported from here by the suites' pytest (not from the work tree,
+    # whose own tests/ package would shadow theirs).
+    plugin_path = cache / "path"
+    plugin_path.mkdir(exist_ok=True)
+    link = plugin_path / "compat"
+    if not link.is_symlink() or link.resolve() != Path(__file__).resolve().parent:
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path(__file__).resolve().parent, target_is_directory=True)
+
+    reports: list[SuiteReport] = []
+    for suite in suites:
+        outcomes = []
+        for run in ("native", "bridged"):
+            _say(f"{suite.name} {versions[suite.name]}: {run} run…")
+            outcome = run_suite(
+                suite,
+                versions[suite.name],
+                python,
+                roots[suite.name],
+                cache,
+                plugin_path,
+                run,
+                options,
+            )
+            note = " (reused)" if outcome.reused else f" in {outcome.seconds:.0f} s"
+            _say(
+                f"  {len(outcome.results)} tests{note}"
+                + (f"; {outcome.problem}" if outcome.problem else "")
+            )
+            outcomes.append(outcome)
+        reports.append(SuiteReport.compare(suite.name, versions[suite.name], *outcomes))
+
+    elapsed = time.monotonic() - started
+    header = [
+        f"bridge {_bridge_revision()}, Python {sys.version.split()[0]}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{'--fast, ' if args.fast else ''}{elapsed:.0f} s in all.",
+        "Passed natively, failed or errored through the double bridge: differing. "
+        "Expected: listed in compat/known_differences.py.",
+    ]
+    meta = {
+        "bridge": _bridge_revision(),
+        "python": sys.version.split()[0],
+        "fast": args.fast,
+        "keyword": args.keyword,
+        "seconds": round(elapsed, 1),
+    }
+    md, data = write(cache, reports, header, meta)
+    _say("")
+    _say(markdown(reports, header, examples=5))
+    _say(f"Full report: {md}\nAs JSON: {data}")
+    failed = any(report.unexpected for report in reports)
+    broken = any(report.native.problem or report.bridged.problem for report in reports)
+    return 1 if failed or broken else 0

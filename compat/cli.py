@@ -78,20 +78,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _versions(suites: Sequence[Suite], overrides: Sequence[str]) -> dict[str, str | None]:
-    chosen: dict[str, str | None] = {}
+def _wanted_versions(overrides: Sequence[str]) -> dict[str, str | None]:
+    """Each framework's version under test: ``--version``, else the one installed here.
+
+    None means none is installed beside the runner: the latest release is taken.
+    """
     forced = {}
     for override in overrides:
         name, sep, version = override.partition("==")
         if not sep or not version:
             raise SystemExit(f"--version expects DIST==VERSION, got {override!r}")
         forced[environment.normalize(name)] = version
-    for suite in SUITES.values():
-        # Every framework is pinned in the venv, even when its suite is not run.
-        key = environment.normalize(suite.dist)
-        chosen[suite.name] = forced.get(key) or environment.installed_version(suite.dist)
-    del suites
-    return chosen
+    return {
+        suite.name: forced.get(environment.normalize(suite.dist))
+        or environment.installed_version(suite.dist)
+        for suite in SUITES.values()
+    }
+
+
+def _prepare(suite: Suite, cache: Path, versions: dict[str, str], roots: dict[str, Path]) -> Path:
+    """The suite's venv, built if needed and checked to hold the versions under test."""
+    pins = {
+        environment.normalize(SUITES[name].dist): environment.pinned(SUITES[name], versions[name])
+        for name in (suite.name, *suite.also_pin)
+    }
+    requirements = [
+        *pins.values(),
+        *environment.test_requirements(suite, roots[suite.name], pins),
+        *suite.constraints,
+    ]
+    _say(f"venv {suite.name}: {', '.join(sorted(pins.values()))}, bridge from this work tree")
+    python = environment.ensure_venv(cache, suite.name, REPO, requirements)
+    dists = [SUITES[name].dist for name in (suite.name, *suite.also_pin)]
+    found = environment.versions_in(python, dists)
+    for name in (suite.name, *suite.also_pin):
+        if found[SUITES[name].dist] != versions[name]:
+            raise SystemExit(
+                f"The {suite.name} venv holds {SUITES[name].dist} {found[SUITES[name].dist]}, "
+                f"not {versions[name]}."
+            )
+    return python
+
+
+def _plugin_path(cache: Path) -> Path:
+    """A directory holding only ``compat`` (a link to this package), for PYTHONPATH.
+
+    The suites' pytest imports ``compat._plugin`` from there, not from the work tree,
+    whose own ``tests`` package would shadow theirs.
+    """
+    path = cache / "path"
+    path.mkdir(exist_ok=True)
+    link = path / "compat"
+    package = Path(__file__).resolve().parent
+    if not link.is_symlink() or link.resolve() != package:
+        link.unlink(missing_ok=True)
+        link.symlink_to(package, target_is_directory=True)
+    return path
 
 
 def _bridge_revision() -> str:
@@ -128,34 +170,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.monotonic()
 
-    wanted = _versions(suites, args.version)
+    wanted = _wanted_versions(args.version)
     versions: dict[str, str] = {}
     roots: dict[str, Path] = {}
-    pins: dict[str, str] = {}
-    for suite in SUITES.values():
-        _say(f"sdist: {suite.dist}{'==' + str(wanted[suite.name]) if wanted[suite.name] else ''}")
-        version, root = environment.fetch_sdist(cache, suite.dist, wanted[suite.name])
-        versions[suite.name], roots[suite.name] = version, root
-        pins[environment.normalize(suite.dist)] = environment.pinned(suite, version)
-    requirements = list(pins.values())
-    for suite in SUITES.values():
-        requirements += environment.test_requirements(suite, roots[suite.name], pins)
-    _say(f"venv: {cache / 'venv'} (bridge from {REPO}, {', '.join(sorted(pins.values()))})")
-    python = environment.ensure_venv(cache, REPO, requirements)
-    installed = environment.versions_in(python, [suite.dist for suite in SUITES.values()])
-    for suite in SUITES.values():
-        if installed[suite.dist] != versions[suite.name]:
-            raise SystemExit(
-                f"The venv holds {suite.dist} {installed[suite.dist]}, not {versions[suite.name]}."
-            )
-    # compat._plugin is imported from here by the suites' pytest (not from the work tree,
-    # whose own tests/ package would shadow theirs).
-    plugin_path = cache / "path"
-    plugin_path.mkdir(exist_ok=True)
-    link = plugin_path / "compat"
-    if not link.is_symlink() or link.resolve() != Path(__file__).resolve().parent:
-        link.unlink(missing_ok=True)
-        link.symlink_to(Path(__file__).resolve().parent, target_is_directory=True)
+    needed = dict.fromkeys(name for suite in suites for name in (suite.name, *suite.also_pin))
+    for name in needed:
+        dist, version = SUITES[name].dist, wanted[name]
+        _say(f"sdist: {dist}{'==' + version if version else ' (latest)'}")
+        versions[name], roots[name] = environment.fetch_sdist(cache, dist, version)
+    pythons = {suite.name: _prepare(suite, cache, versions, roots) for suite in suites}
+    plugin_path = _plugin_path(cache)
 
     reports: list[SuiteReport] = []
     for suite in suites:
@@ -165,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = run_suite(
                 suite,
                 versions[suite.name],
-                python,
+                pythons[suite.name],
                 roots[suite.name],
                 cache,
                 plugin_path,

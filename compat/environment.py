@@ -4,8 +4,9 @@ Everything lives in the cache directory (``.compat/`` by default, git-ignored):
 
 * ``sdist/``: the downloaded ``.tar.gz`` files;
 * ``src/<dist>-<version>/``: each one unpacked, where its tests run;
-* ``venv/``: Python with ``bridge`` installed editable from this work tree, every
-  framework at the version under test, and the suites' own test dependencies.
+* ``venvs/<suite>/``: Python with ``bridge`` installed editable from this work
+  tree, the framework at the version under test, and the suite's own test
+  dependencies.
 """
 
 from __future__ import annotations
@@ -155,26 +156,24 @@ def pinned(suite: Suite, version: str) -> str:
     return f"{suite.dist}{extras}=={version}"
 
 
-def venv_python(cache: Path) -> Path:
-    """The venv's interpreter."""
-    return cache / "venv" / "bin" / "python"
+def venv_python(cache: Path, name: str) -> Path:
+    """The interpreter of the venv called ``name``."""
+    return cache / "venvs" / name / "bin" / "python"
 
 
-def ensure_venv(cache: Path, repo: Path, requirements: Iterable[str]) -> Path:
-    """Create or update the run's venv; returns its interpreter.
+def ensure_venv(cache: Path, name: str, repo: Path, requirements: Iterable[str]) -> Path:
+    """Create the venv ``name`` (once per list of requirements); returns its interpreter.
 
-    The list of requirements is kept beside the venv: an unchanged list installs
-    nothing, a changed one is installed on top.
+    The list is kept in the venv: the same list reuses it, another one builds it anew.
     """
     wanted = "\n".join([f"-e {repo}", *sorted(set(requirements)), *RUNNER_DEPS]) + "\n"
-    directory = cache / "venv"
+    python = venv_python(cache, name)
+    directory = python.parent.parent
     marker = directory / "compat-requirements.txt"
-    python = venv_python(cache)
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(directory)
-        _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], INSTALL_TIMEOUT)
+    venv.EnvBuilder(with_pip=True, clear=True).create(directory)
+    _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], INSTALL_TIMEOUT)
     requirements_file = directory / "compat-requirements.in"
     requirements_file.write_text(wanted)
     _run(

@@ -108,7 +108,7 @@ def markdown(reports: Sequence[SuiteReport], header: Sequence[str], examples: in
     for cause, tests in unexpected:
         lines += ["", f"### {cause.title}: {len(tests)}", ""]
         if cause.where != "?":
-            lines += [f"Where to look: {cause.where}", ""]
+            lines += [f"Where to look: {cause.where}.", ""]
         by_message: dict[str, list[str]] = defaultdict(list)
         for suite, result in tests:
             by_message[_failure(result)].append(f"{suite}::{result.test_id}")

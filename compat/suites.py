@@ -23,6 +23,12 @@ class Suite:
     * ``fast``: representative test files for ``--fast``.
     * ``pytest_args``: extra arguments for both runs, such as deselecting tests that
       start a real server in a subprocess (no test client, so nothing to compare).
+    * ``also_pin``: other frameworks under test that the suite runs on, pinned to
+      their versions under test in its venv (Flask runs on Werkzeug).
+    * ``constraints``: requirements added to the suite's venv to keep it runnable.
+
+    Each suite gets a venv of its own, so that one suite's test tools never decide
+    another's.
     """
 
     name: str
@@ -33,6 +39,8 @@ class Suite:
     paths: tuple[str, ...] = ("tests",)
     fast: tuple[str, ...] = ()
     pytest_args: tuple[str, ...] = ()
+    also_pin: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -57,6 +65,7 @@ SUITES: dict[str, Suite] = {
             mode="asgi",
             extras=("all",),
             groups=("tests",),
+            also_pin=("starlette",),
             fast=(
                 "tests/test_dependency_after_yield_streaming.py",
                 "tests/test_exception_handlers.py",
@@ -67,6 +76,9 @@ SUITES: dict[str, Suite] = {
             name="flask",
             dist="flask",
             mode="wsgi",
+            also_pin=("werkzeug",),
+            # Its conftest uses _pytest.monkeypatch.notset, gone in pytest 9.1.
+            constraints=("pytest<9.1",),
             fast=("tests/test_testing.py", "tests/test_reqctx.py"),
         ),
         Suite(

@@ -22,6 +22,11 @@ import pytest
 
 from bridge import ASGIToWSGI, WSGIToASGI
 
+LIFESPAN_TIMEOUT = 10.0
+"""The inner ``ASGIToWSGI``'s lifespan_timeout (60 s by default): an app whose startup
+never ends (a middleware that consumes the lifespan messages) costs 10 s, not a minute
+and the test's time limit."""
+
 _MARK = "_compat_bridged"
 """Set on every wrapper made here, so that a wrapper is never wrapped again."""
 
@@ -96,7 +101,9 @@ def bridge_asgi(app: Any, backend: str = "asyncio", options: dict[str, Any] | No
         return app
 
     def make() -> tuple[Any, ASGIToWSGI]:
-        inner = ASGIToWSGI(app, backend=backend, backend_options=options)
+        inner = ASGIToWSGI(
+            app, backend=backend, backend_options=options, lifespan_timeout=LIFESPAN_TIMEOUT
+        )
         outer = WSGIToASGI(inner)
         outer._compat_inner = inner  # type: ignore[attr-defined]
         return outer, inner
@@ -110,7 +117,7 @@ def bridge_wsgi(app: Any) -> Any:
         return app
 
     def make() -> tuple[Any, ASGIToWSGI]:
-        outer = ASGIToWSGI(WSGIToASGI(app))
+        outer = ASGIToWSGI(WSGIToASGI(app), lifespan_timeout=LIFESPAN_TIMEOUT)
         return outer, outer
 
     return registry.get(app, "wsgi", make)

@@ -54,9 +54,11 @@ SUITES: dict[str, Suite] = {
             extras=("full",),
             groups=("dev",),
             fast=(
+                "tests/test_requests.py",
                 "tests/test_responses.py",
-                "tests/middleware/test_errors.py",
                 "tests/test_background.py",
+                "tests/middleware/test_errors.py",
+                "tests/middleware/test_body_limit.py",
             ),
         ),
         Suite(
@@ -69,7 +71,10 @@ SUITES: dict[str, Suite] = {
             fast=(
                 "tests/test_dependency_after_yield_streaming.py",
                 "tests/test_exception_handlers.py",
-                "tests/test_tutorial/test_background_tasks",
+                "tests/test_tutorial/test_additional_responses",
+                "tests/test_tutorial/test_header_params",
+                "tests/test_ws_router.py",
+                "tests/test_telemetry/test_background.py",
             ),
         ),
         Suite(
@@ -79,13 +84,13 @@ SUITES: dict[str, Suite] = {
             also_pin=("werkzeug",),
             # Its conftest uses _pytest.monkeypatch.notset, gone in pytest 9.1.
             constraints=("pytest<9.1",),
-            fast=("tests/test_testing.py", "tests/test_reqctx.py"),
+            fast=("tests/test_testing.py", "tests/test_reqctx.py", "tests/test_basic.py"),
         ),
         Suite(
             name="werkzeug",
             dist="werkzeug",
             mode="wsgi",
-            fast=("tests/test_test.py", "tests/test_wsgi.py"),
+            fast=("tests/test_test.py", "tests/test_wsgi.py", "tests/test_wrappers.py"),
             # Real dev servers in subprocesses: no test client is involved.
             pytest_args=("-m", "not dev_server"),
         ),

@@ -64,6 +64,7 @@ class _Registry:
         self._lock = threading.Lock()
         self._entries: dict[tuple[int, str], _Entry] = {}
         self._adapters: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
+        self.most_threads = 0  # threads alive after a test's adapters were closed
 
     def get(self, app: object, key: str, make: Callable[[], tuple[Any, ASGIToWSGI]]) -> Any:
         with self._lock:
@@ -85,6 +86,7 @@ class _Registry:
             adapters = list(self._adapters)
         for adapter in adapters:
             adapter.close()  # cheap for an adapter whose loop is not running
+        self.most_threads = max(self.most_threads, threading.active_count())
 
 
 registry = _Registry()

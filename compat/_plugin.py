@@ -90,3 +90,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     if mode == "off":
         return "compat: native run"
     return f"compat: every test client app runs through the double bridge ({mode})"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _patches.registry.most_threads:
+        terminalreporter.write_line(
+            "compat: at most "
+            f"{_patches.registry.most_threads} threads alive after a test's adapters were closed"
+        )

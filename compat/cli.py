@@ -209,8 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bridge {_bridge_revision()}, Python {sys.version.split()[0]}, "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{'--fast, ' if args.fast else ''}{elapsed:.0f} s in all.",
-        "Passed natively, failed or errored through the double bridge: differing. "
-        "Expected: listed in compat/known_differences.py.",
+        "Crossed the bridge: tests that sent a request through it. Differing: passed "
+        "natively, failed or errored through the bridge. Expected: explained by "
+        "compat/known_differences.py.",
     ]
     meta = {
         "bridge": _bridge_revision(),
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keyword": args.keyword,
         "seconds": round(elapsed, 1),
     }
-    md, data = write(cache, reports, header, meta)
+    md, data = write(cache, reports, header, meta, "report-fast" if args.fast else "report")
     _say("")
     _say(markdown(reports, header, examples=5))
     _say(f"Full report: {md}\nAs JSON: {data}")

@@ -43,6 +43,11 @@ class SuiteReport:
         report.bridged_only_pass = only_bridged_pass(native.results, bridged.results)
         return report
 
+    @property
+    def crossed(self) -> int:
+        """Tests that sent at least one request through the double bridge."""
+        return sum(1 for result in self.bridged.results.values() if "bridged" in result.notes)
+
 
 def _one_line(text: str, limit: int = _MESSAGE_CHARS) -> str:
     line = " ".join(text.split())
@@ -66,14 +71,14 @@ def summary_table(reports: Sequence[SuiteReport]) -> list[str]:
     """Markdown table: per suite, each run's counts and the differences."""
     lines = [
         "| suite | version | native passed / failed / skipped | bridged passed / failed / skipped "
-        "| differing | expected | unexpected | time native / bridged |",
-        "|---|---|---|---|---|---|---|---|",
+        "| crossed the bridge | differing | expected | unexpected | time native / bridged |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         native_time = "reused" if report.native.reused else f"{report.native.seconds:.0f} s"
         lines.append(
             f"| {report.suite} | {report.version} | {_counts(report.native)} "
-            f"| {_counts(report.bridged)} "
+            f"| {_counts(report.bridged)} | {report.crossed} "
             f"| {len(report.expected) + len(report.unexpected)} | {len(report.expected)} "
             f"| {len(report.unexpected)} | {native_time} / {report.bridged.seconds:.0f} s |"
         )
@@ -150,6 +155,7 @@ def _result_json(suite: str, result: TestResult) -> dict[str, Any]:
         "message": result.message,
         "details": result.details,
         "log": result.log,
+        "notes": sorted(result.notes),
     }
 
 
@@ -165,6 +171,7 @@ def to_json(reports: Sequence[SuiteReport], meta: dict[str, Any]) -> dict[str, A
                 "version": report.version,
                 "native": {**native.__dict__, "seconds": round(report.native.seconds, 1)},
                 "bridged": {**bridged.__dict__, "seconds": round(report.bridged.seconds, 1)},
+                "crossed_the_bridge": report.crossed,
                 "native_problem": report.native.problem,
                 "bridged_problem": report.bridged.problem,
                 "unexpected": [
@@ -182,11 +189,15 @@ def to_json(reports: Sequence[SuiteReport], meta: dict[str, Any]) -> dict[str, A
 
 
 def write(
-    cache: Path, reports: Sequence[SuiteReport], header: Sequence[str], meta: dict[str, Any]
+    cache: Path,
+    reports: Sequence[SuiteReport],
+    header: Sequence[str],
+    meta: dict[str, Any],
+    name: str = "report",
 ) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.json`` into the cache directory."""
-    md = cache / "report.md"
+    """Write ``<name>.md`` and ``<name>.json`` into the cache directory."""
+    md = cache / f"{name}.md"
     md.write_text(markdown(reports, header, examples=None))
-    data = cache / "report.json"
+    data = cache / f"{name}.json"
     data.write_text(json.dumps(to_json(reports, meta), indent=2) + "\n")
     return md, data

@@ -154,8 +154,39 @@ def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - this is the command's output
 
 
+def _prepare_all(
+    suites: Sequence[Suite], cache: Path, overrides: Sequence[str]
+) -> tuple[dict[str, str], dict[str, Path], dict[str, Path]]:
+    """Sdists and venvs for ``suites``: the versions, unpacked roots and interpreters."""
+    wanted = _wanted_versions(overrides)
+    versions: dict[str, str] = {}
+    roots: dict[str, Path] = {}
+    needed = dict.fromkeys(name for suite in suites for name in (suite.name, *suite.also_pin))
+    for name in needed:
+        dist, version = SUITES[name].dist, wanted[name]
+        _say(f"sdist: {dist}{'==' + version if version else ' (latest)'}")
+        versions[name], roots[name] = environment.fetch_sdist(cache, dist, version)
+    pythons = {suite.name: _prepare(suite, cache, versions, roots) for suite in suites}
+    return versions, roots, pythons
+
+
+def _run_both(
+    suite: Suite, version: str, python: Path, root: Path, cache: Path, options: Options
+) -> SuiteReport:
+    """The suite's native run, then its bridged run, compared."""
+    outcomes = []
+    for run in ("native", "bridged"):
+        _say(f"{suite.name} {version}: {run} run…")
+        outcome = run_suite(suite, version, python, root, cache, _plugin_path(cache), run, options)
+        took = " (reused)" if outcome.reused else f" in {outcome.seconds:.0f} s"
+        problem = f"; {outcome.problem}" if outcome.problem else ""
+        _say(f"  {len(outcome.results)} tests{took}{problem}")
+        outcomes.append(outcome)
+    return SuiteReport.compare(suite.name, version, *outcomes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen suites; exit status 1 when a test differs unexpectedly."""
+    """Run the chosen suites; exit status 1 when a test differs unexpectedly or a run broke."""
     args = _parser().parse_args(argv)
     cache: Path = args.cache_dir.resolve()
     cache.mkdir(parents=True, exist_ok=True)
@@ -169,44 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         reuse_native=args.reuse_native,
     )
     started = time.monotonic()
-
-    wanted = _wanted_versions(args.version)
-    versions: dict[str, str] = {}
-    roots: dict[str, Path] = {}
-    needed = dict.fromkeys(name for suite in suites for name in (suite.name, *suite.also_pin))
-    for name in needed:
-        dist, version = SUITES[name].dist, wanted[name]
-        _say(f"sdist: {dist}{'==' + version if version else ' (latest)'}")
-        versions[name], roots[name] = environment.fetch_sdist(cache, dist, version)
-    pythons = {suite.name: _prepare(suite, cache, versions, roots) for suite in suites}
-    plugin_path = _plugin_path(cache)
-
-    reports: list[SuiteReport] = []
-    for suite in suites:
-        outcomes = []
-        for run in ("native", "bridged"):
-            _say(f"{suite.name} {versions[suite.name]}: {run} run…")
-            outcome = run_suite(
-                suite,
-                versions[suite.name],
-                pythons[suite.name],
-                roots[suite.name],
-                cache,
-                plugin_path,
-                run,
-                options,
-            )
-            note = " (reused)" if outcome.reused else f" in {outcome.seconds:.0f} s"
-            _say(
-                f"  {len(outcome.results)} tests{note}"
-                + (f"; {outcome.problem}" if outcome.problem else "")
-            )
-            outcomes.append(outcome)
-        reports.append(SuiteReport.compare(suite.name, versions[suite.name], *outcomes))
+    versions, roots, pythons = _prepare_all(suites, cache, args.version)
+    reports = [
+        _run_both(
+            suite, versions[suite.name], pythons[suite.name], roots[suite.name], cache, options
+        )
+        for suite in suites
+    ]
 
     elapsed = time.monotonic() - started
+    revision = _bridge_revision()
     header = [
-        f"bridge {_bridge_revision()}, Python {sys.version.split()[0]}, "
+        f"bridge {revision}, Python {sys.version.split()[0]}, "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{'--fast, ' if args.fast else ''}{elapsed:.0f} s in all.",
         "Crossed the bridge: tests that sent a request through it. Differing: passed "
@@ -214,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compat/known_differences.py.",
     ]
     meta = {
-        "bridge": _bridge_revision(),
+        "bridge": revision,
         "python": sys.version.split()[0],
         "fast": args.fast,
         "keyword": args.keyword,

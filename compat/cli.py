@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         default=REPO / ".compat",
-        help="where sdists, the venv and the reports go (default: .compat/ in the work tree)",
+        help="where sdists, the venvs and the reports go (default: .compat/ in the work tree)",
     )
     parser.add_argument(
         "--reuse-native",

@@ -279,6 +279,8 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         path_info: str = environ.get("PATH_INFO", "")
         # Plain ASCII, the common case, reads the same either way: no call.
         root_path = script_name if script_name.isascii() else _wsgi_str_to_utf8(script_name)
+        if path_info and path_info[0] != "/":
+            path_info = "/" + path_info  # a sloppy PATH_INFO: not glued to SCRIPT_NAME
         path = root_path + (path_info if path_info.isascii() else _wsgi_str_to_utf8(path_info))
         headers: list[tuple[bytes, bytes]] = []
         for key, value in environ.items():

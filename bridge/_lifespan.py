@@ -159,20 +159,20 @@ class Lifespan:
         elif self._phase is _Phase.STARTING and not str(kind).startswith("lifespan."):
             # An app written for http only answered the lifespan scope as a request:
             # it does not speak lifespan, and waits for a message that never comes.
-            self._not_lifespan(kind)
+            self._not_lifespan(repr(kind))
         else:
             raise ASGIProtocolError(f"Unexpected ASGI message {kind!r} in the lifespan protocol.")
 
-    def _not_lifespan(self, kind: object) -> None:
+    def _not_lifespan(self, answer: str) -> None:
         if self.mode == "on":
-            self._fail(f"The ASGI app answered lifespan startup with {kind!r}.")
+            self._fail(f"The ASGI app answered lifespan startup with {answer}.")
             logger.error("%s", self.error)
         else:
             self._unsupported()
             logger.warning(
-                "The ASGI app answered the lifespan scope with %r: it does not speak "
+                "The ASGI app answered the lifespan scope with %s: it does not speak "
                 "lifespan, so requests are served without it.",
-                kind,
+                answer,
             )
         self._startup_done.set()
         assert self._scope is not None

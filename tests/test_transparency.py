@@ -28,7 +28,7 @@ from bridge.types import Environ, Message, Receive, Scope, Send, StartResponse
 from tests import asgi_apps
 from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ, wait_event
 from tests.conftest import AdapterFactory
-from tests.test_asgi_to_wsgi import bridge_records, call, close
+from tests.test_asgi_to_wsgi import StartResponse, bridge_records, call, close
 from tests.test_asgi_to_wsgi import run as run_wsgi
 from tests.test_guarantees import wait_for
 from tests.test_wsgi_to_asgi import run as run_asgi
@@ -540,3 +540,29 @@ def test_status_codes_up_to_999_pass_through(make_adapter: AdapterFactory, statu
     start_response, body = run_wsgi(make_adapter(app, lifespan="off"), make_environ())
     assert start_response.status.split(" ")[0] == str(status)
     assert body == b"odd"
+
+
+@pytest.mark.parametrize(
+    ("script_name", "path_info", "path"),
+    [
+        pytest.param("/app", "foo", "/app/foo", id="no-leading-slash"),
+        pytest.param("/app", "", "/app", id="empty"),
+        pytest.param("/app", "/foo", "/app/foo", id="usual"),
+    ],
+)
+def test_a_path_info_without_its_slash_is_not_glued_to_script_name(
+    make_adapter: AdapterFactory, script_name: str, path_info: str, path: str
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["root_path"], scope["path"]))
+        await asgi_apps.respond(send, b"")
+
+    environ = make_environ(path_info, script_name=script_name)
+    # Not through wsgiref.validate, which refuses such a PATH_INFO: werkzeug's test
+    # client sends it.
+    result = make_adapter(app, lifespan="off")(environ, StartResponse())
+    assert b"".join(result) == b""
+    result.close()
+    assert seen == [(script_name, path)]

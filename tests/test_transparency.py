@@ -28,7 +28,8 @@ from bridge.types import Environ, Message, Receive, Scope, Send, StartResponse
 from tests import asgi_apps
 from tests.asgi_apps import TEXT_PLAIN, TIMEOUT, make_environ, wait_event
 from tests.conftest import AdapterFactory
-from tests.test_asgi_to_wsgi import StartResponse, bridge_records, call, close
+from tests.test_asgi_to_wsgi import StartResponse as RecordingStartResponse
+from tests.test_asgi_to_wsgi import bridge_records, call, close
 from tests.test_asgi_to_wsgi import run as run_wsgi
 from tests.test_guarantees import wait_for
 from tests.test_wsgi_to_asgi import run as run_asgi
@@ -562,7 +563,7 @@ def test_a_path_info_without_its_slash_is_not_glued_to_script_name(
     environ = make_environ(path_info, script_name=script_name)
     # Not through wsgiref.validate, which refuses such a PATH_INFO: werkzeug's test
     # client sends it.
-    result = make_adapter(app, lifespan="off")(environ, StartResponse())
+    result = make_adapter(app, lifespan="off")(environ, RecordingStartResponse())
     assert b"".join(result) == b""
     result.close()
     assert seen == [(script_name, path)]

@@ -1,0 +1,474 @@
+"""A WSGI app's WebSockets on an ASGI server, through ``WSGIToASGI``.
+
+Theory of operation
+-------------------
+WSGI servers with WebSocket support (gunicorn, Werkzeug's) hand the app the
+connection's socket in the environ; flask-sock and Flask-SocketIO (through
+simple-websocket and wsproto) then answer the upgrade and speak RFC 6455 on it
+themselves. An ASGI server has done the HTTP part of the handshake already and
+speaks in messages, so the bridge gives the app a socket of its own and plays the
+client on the other end of it:
+
+1. On ``websocket.connect`` the session takes a token of the adapter's own
+   limiter (``max_websockets``, apart from ``max_threads``: a WebSocket holds its
+   thread for its whole life) without waiting; over the limit it denies the
+   handshake (503).
+2. It builds the upgrade request's environ (:func:`build_websocket_environ`) and a
+   ``socket.socketpair()``. The app's end, a real blocking socket, is the environ's
+   ``gunicorn.socket``, so the libraries behave as under gunicorn: they run the
+   connection in the app's call, then raise ``StopIteration`` to say they took it
+   over. The bridge's end is non-blocking and driven by the event loop
+   (``anyio.wait_readable``/``wait_writable``), which never blocks. The app runs in
+   a thread of its own (:class:`AppCall`).
+3. ``HANDSHAKE``: h11 reads the app's answer from the socket. A valid 101 becomes
+   ``websocket.accept`` with its subprotocol and extra headers; any other response
+   is a denial, relayed as ``websocket.http.response.start``/``body`` when the
+   server offers that extension, else as ``websocket.close``, which servers answer
+   with 403. A response the app gives through ``start_response`` is written on the
+   socket by its thread, so both arrive the same way. An app that ends without
+   either, or with an exception, is denied with 500.
+4. ``OPEN``: wsproto, as the client, decodes the app's frames into
+   ``websocket.send`` (a fragmented message is joined, up to ``max_message_size``,
+   else the connection closes with 1009) and masks each ``websocket.receive`` into
+   a frame for the app; it answers the app's pings. One task per direction, and
+   each waits for its destination before it reads more from its source, so memory
+   stays bounded both ways: the app's ``send()`` blocks while the client is slow,
+   and ``receive()`` waits while the app does not read.
+5. Closing: the app's close frame becomes ``websocket.close`` with its code and
+   reason, and is answered (``APP_CLOSING``); ``websocket.disconnect`` becomes a
+   close frame with the client's code and reason, or a shut socket when the
+   client vanished (1006), as the app would see natively (``CLIENT_CLOSING``).
+   Either way the app's end gets ``close_timeout`` seconds to finish before its
+   socket is shut. Bytes from the app that are no WebSocket frames fail the
+   connection: 1002 (or 1007 for bad UTF-8) to the app, 1011 to the client.
+6. ``DONE``: the ASGI call waits for the app's call to return, closes both ends,
+   releases the token, and raises the app's exception unless it is how a library
+   says it took the connection over (``StopIteration`` or ``ConnectionError``
+   after a 101). Cancelled, it shuts the socket so the app ends, and the app's
+   thread releases the rest when it does.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import socket
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, TextMessage
+
+from ._environ import build_websocket_environ
+from ._loop import current_loop, post
+from ._websocket_app import AppCall, no_body
+from ._websocket_wire import Denied, HandshakeReader, receive_some, send_all, send_now, shut
+from ._wsgi_input import WSGIInput
+from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
+from .types import Message as ASGIMessage
+from .types import Receive, Scope, Send, WSGIApp
+
+logger = logging.getLogger("bridge")
+
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+"""Bytes (characters for text) of one message from the app the relay joins at most."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds the app's end gets to finish after a close, before its socket is shut."""
+_UNSENDABLE_CODES = frozenset({1005, 1006, 1015})  # RFC 6455 7.4.1: never in a frame
+
+
+class WebSocketAdapter(Protocol):
+    """What the session needs of ``WSGIToASGI``."""
+
+    app: WSGIApp
+    keep_underscore_headers: bool
+    max_duplicate_headers: int
+    websocket_limiter: anyio.CapacityLimiter
+
+
+class Phase(enum.Enum):
+    """Where a session is; :data:`TRANSITIONS` lists the moves between them."""
+
+    HANDSHAKE = "reading the app's answer to the upgrade"
+    OPEN = "relaying messages both ways"
+    APP_CLOSING = "the app closed; its end is finishing"
+    CLIENT_CLOSING = "the client closed; the app's end is finishing"
+    DONE = "the app's end is finished"
+
+
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.HANDSHAKE: frozenset({Phase.OPEN, Phase.DONE}),
+    Phase.OPEN: frozenset({Phase.APP_CLOSING, Phase.CLIENT_CLOSING, Phase.DONE}),
+    Phase.APP_CLOSING: frozenset({Phase.DONE}),
+    Phase.CLIENT_CLOSING: frozenset({Phase.DONE}),
+    Phase.DONE: frozenset(),
+}
+
+
+async def serve_websocket(
+    adapter: WebSocketAdapter,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    max_message_size: int = MAX_MESSAGE_SIZE,
+    close_timeout: float = CLOSE_TIMEOUT,
+) -> None:
+    """Serve one ``websocket`` scope with the adapter's WSGI app (see the module's doc)."""
+    session = _Session(adapter, scope, receive, send)
+    session.max_message_size = max_message_size
+    session.close_timeout = close_timeout
+    await session.run()
+
+
+class _Session:
+    """One WebSocket: its phase, the handshake, and the end of the app's call."""
+
+    def __init__(self, adapter: WebSocketAdapter, scope: Scope, receive: Receive, send: Send):
+        self.adapter = adapter
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self.phase = Phase.HANDSHAKE
+        self.max_message_size = MAX_MESSAGE_SIZE
+        self.close_timeout = CLOSE_TIMEOUT
+        self.sock: socket.socket  # the bridge's end, made once the token is taken
+        self.error: WSGIProtocolError | None = None  # the app broke a protocol: raised last
+        self._accepted = False  # the app sent a valid 101 (only for the end's verdict)
+
+    def move(self, phase: Phase) -> None:
+        if phase not in TRANSITIONS[self.phase]:
+            raise AssertionError(f"A WebSocket session cannot go from {self.phase} to {phase}.")
+        self.phase = phase
+
+    async def send(self, message: ASGIMessage) -> bool:
+        """``send()``; False when the server says the client is gone (ASGI 2.4)."""
+        try:
+            await self._send(message)
+        except OSError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        if (await self.receive())["type"] != "websocket.connect":
+            return  # the client left before the handshake
+        limiter = self.adapter.websocket_limiter
+        try:
+            limiter.acquire_on_behalf_of_nowait(self)
+        except anyio.WouldBlock:
+            logger.warning(
+                "Denied a WebSocket to %r: %d are open, the limit (max_websockets).",
+                self.scope.get("path"),
+                limiter.total_tokens,
+            )
+            await self._deny(503, "Too many open WebSockets; try again later.")
+            return
+        try:
+            environ = build_websocket_environ(
+                self.scope,
+                keep_underscore_headers=self.adapter.keep_underscore_headers,
+                max_duplicate_headers=self.adapter.max_duplicate_headers,
+            )
+        except BadRequest as exc:
+            limiter.release_on_behalf_of(self)
+            logger.info("Refused a WebSocket to %r: %s", self.scope.get("path"), exc)
+            await self._deny(exc.status_hint, str(exc))
+            return
+        self.sock, theirs = socket.socketpair()
+        self.sock.setblocking(False)
+        environ["gunicorn.socket"] = theirs
+        environ["wsgi.input"] = WSGIInput(no_body, more=False)
+        key: str = environ["HTTP_SEC_WEBSOCKET_KEY"]
+        call_soon, _ = current_loop()
+
+        def release_from_thread() -> None:  # the loop left before the app returned
+            self.sock.close()
+            theirs.close()
+            post(call_soon, limiter.release_on_behalf_of, self)
+
+        call = AppCall(self.adapter.app, environ, theirs, call_soon, release_from_thread)
+        del environ
+        call.start()
+        finished = False
+        try:
+            trailing = await self._handshake(call, key)
+            if trailing is not None:
+                await _Relay(self, trailing).run()
+            shut(self.sock)  # whatever the app still does with its end fails at once
+            await call.done.wait()
+            finished = True
+        finally:
+            shut(self.sock)
+            if finished or call.abandon():
+                self.sock.close()
+                theirs.close()
+                limiter.release_on_behalf_of(self)
+        self._conclude(call.error)
+
+    async def _handshake(self, call: AppCall, key: str) -> bytes | None:
+        """Relay the app's answer; the bytes after a 101, or None when it denied."""
+        reader = HandshakeReader(key, self.scope.get("subprotocols") or ())
+        received = False
+        while True:
+            data = await receive_some(self.sock)
+            if not data and not received:
+                await call.done.wait()  # the app ended without a byte on its socket
+                if call.error is None:
+                    self.error = WSGIProtocolError(
+                        "The app returned without answering the WebSocket upgrade: no "
+                        "handshake on its socket, and no response through start_response()."
+                    )
+                break
+            received = True
+            try:
+                answer = reader.feed(data)
+            except WSGIProtocolError as exc:
+                self.error = exc
+                break
+            if answer is None:
+                continue
+            if isinstance(answer, Denied):
+                await self._relay_denial(reader, answer)
+                self.move(Phase.DONE)
+                return None
+            self._accepted = True
+            message: ASGIMessage = {"type": "websocket.accept", "subprotocol": answer.subprotocol}
+            if answer.headers:
+                message["headers"] = answer.headers
+            if not await self.send(message):
+                self.move(Phase.DONE)  # the client left during the handshake
+                return None
+            self.move(Phase.OPEN)
+            return answer.trailing
+        await self._deny(500, "Internal Server Error")
+        self.move(Phase.DONE)
+        return None
+
+    async def _relay_denial(self, reader: HandshakeReader, denied: Denied) -> None:
+        path = self.scope.get("path")
+        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
+            logger.info(
+                "The app denied a WebSocket to %r with status %d; the server answers 403 "
+                "(it offers no websocket.http.response extension).",
+                path,
+                denied.status,
+            )
+            await self.send({"type": "websocket.close", "code": 1000})
+            return
+        start = {"type": "websocket.http.response.start", "status": denied.status}
+        if not await self.send({**start, "headers": denied.headers}):
+            return
+        chunks, ended = reader.body(None)  # what came with the head
+        while True:
+            body = b"".join(chunks)
+            if ended or body:
+                more = not ended
+                if not await self.send(
+                    {"type": "websocket.http.response.body", "body": body, "more_body": more}
+                ):
+                    return
+            if ended:
+                return
+            try:
+                chunks, ended = reader.body(await receive_some(self.sock))
+            except WSGIProtocolError as exc:
+                self.error = exc
+                chunks, ended = [], True
+
+    async def _deny(self, status: int, text: str) -> None:
+        """Deny the handshake with a response of the bridge's own."""
+        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
+            await self.send({"type": "websocket.close", "code": 1000})
+            return
+        body = text.encode("utf-8")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        if await self.send(
+            {"type": "websocket.http.response.start", "status": status, "headers": headers}
+        ):
+            await self.send({"type": "websocket.http.response.body", "body": body})
+
+    def _conclude(self, error: BaseException | None) -> None:
+        """Raise what the server must hear of, after the session is over."""
+        path = self.scope.get("path")
+        if error is not None:
+            if self._accepted and isinstance(error, (StopIteration, ConnectionError)):
+                logger.debug("The app's WebSocket to %r ended (%r).", path, error)
+            elif isinstance(error, ClientDisconnected):
+                logger.debug("The client of the WebSocket to %r went away.", path)
+            elif isinstance(error, StopIteration):  # a coroutine cannot raise it
+                raise WSGIProtocolError(
+                    "The app raised StopIteration before it took the connection over."
+                ) from error
+            else:
+                raise error
+        if self.error is not None:
+            raise self.error
+
+
+class _Relay:
+    """The ``OPEN`` phase and the close: frames both ways, one task per direction."""
+
+    def __init__(self, session: _Session, trailing: bytes) -> None:
+        self._session = session
+        self._sock = session.sock
+        self._conn = Connection(ConnectionType.CLIENT, trailing_data=trailing)
+        self._parts: list[Any] = []  # the pieces of a fragmented message from the app
+        self._size = 0
+        self._writing: anyio.Event | None = None  # set while a frame waits for room
+        self._task_group: TaskGroup
+
+    async def run(self) -> None:
+        errors: list[Exception] = []  # raised below as themselves, not in a group
+
+        async def from_client() -> None:
+            try:
+                await self._from_client()
+            except Exception as exc:
+                errors.append(exc)
+                shut(self._sock)  # ends _from_app
+
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            task_group.start_soon(from_client)
+            try:
+                await self._from_app()
+            except Exception as exc:
+                errors.insert(0, exc)
+            task_group.cancel_scope.cancel()
+        if errors:
+            raise errors[0]
+
+    def _close_phase(self, phase: Phase) -> None:
+        """Enter a closing phase; the app's end gets ``close_timeout`` to finish."""
+        self._session.move(phase)
+        self._task_group.start_soon(self._shut_later)
+
+    async def _shut_later(self) -> None:
+        await anyio.sleep(self._session.close_timeout)
+        logger.debug("The app's end of a WebSocket did not finish in time; it is shut.")
+        shut(self._sock)
+
+    async def _write(self, data: bytes | bytearray) -> None:
+        """Write a whole frame to the app; frames from both tasks never interleave."""
+        while self._writing is not None:
+            await self._writing.wait()
+        sent = send_now(self._sock, data)
+        if sent < 0 or sent == len(data):
+            return  # written, or the app's end is gone (the reader sees its end)
+        self._writing = writing = anyio.Event()
+        try:
+            await send_all(self._sock, memoryview(data)[sent:])  # type: ignore[arg-type]
+        finally:
+            self._writing = None
+            writing.set()
+
+    # The app to the client.
+
+    async def _from_app(self) -> None:
+        conn = self._conn
+        while True:
+            for event in conn.events():
+                await self._on_event(event)
+            data = await receive_some(self._sock)
+            if not data:
+                break
+            if conn.state is not ConnectionState.CLOSED:
+                conn.receive_data(data)
+        if self._session.phase is Phase.OPEN:
+            logger.debug("The app's end of a WebSocket closed without a close frame.")
+            await self._session.send({"type": "websocket.close", "code": 1011})
+        self._session.move(Phase.DONE)
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Message):
+            await self._on_data(event.data, event.message_finished)
+        elif isinstance(event, Ping):
+            if self._conn.state is ConnectionState.OPEN:
+                await self._write(self._conn.send(event.response()))
+        elif isinstance(event, CloseConnection):
+            await self._on_close(event)
+
+    async def _on_data(self, data: Any, finished: bool) -> None:
+        session = self._session
+        if session.phase is not Phase.OPEN:
+            return  # the client is gone, or the app closed: nobody to send it to
+        if self._parts or not finished:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size <= session.max_message_size and not finished:
+                return
+            if self._size <= session.max_message_size:
+                data = ("" if isinstance(data, str) else b"").join(self._parts)
+            self._parts, self._size = [], 0
+        if len(data) > session.max_message_size:
+            logger.warning(
+                "The app's WebSocket message to %r is over the limit of %d; closing with 1009.",
+                session.scope.get("path"),
+                session.max_message_size,
+            )
+            await self._fail(1009, "Message too big", 1009)
+            return
+        message: ASGIMessage = {"type": "websocket.send"}
+        if isinstance(data, str):
+            message["text"] = data
+        else:
+            message["bytes"] = bytes(data)
+        if not await session.send(message):
+            await self._client_closed(1006, "")
+
+    async def _on_close(self, event: CloseConnection) -> None:
+        session = self._session
+        if self._conn.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
+            # Not a close frame: wsproto could not parse the app's bytes.
+            reason = event.reason or ""
+            session.error = WSGIProtocolError(f"The app sent invalid WebSocket data: {reason}")
+            await self._fail(event.code, reason, 1011)
+            return
+        if session.phase is not Phase.OPEN:
+            return  # the app's answer to the client's close
+        self._close_phase(Phase.APP_CLOSING)
+        code = 1000 if event.code in _UNSENDABLE_CODES else int(event.code)
+        await session.send({"type": "websocket.close", "code": code, "reason": event.reason or ""})
+        await self._write(self._conn.send(event.response()))
+
+    async def _fail(self, code: int, reason: str, client_code: int) -> None:
+        """Fail the connection (RFC 6455 7.1.7): a close frame to the app, its socket shut."""
+        if self._conn.state is ConnectionState.OPEN:
+            await self._write(self._conn.send(CloseConnection(code=code, reason=reason)))
+        if self._session.phase is Phase.OPEN:
+            self._session.move(Phase.APP_CLOSING)
+            await self._session.send({"type": "websocket.close", "code": client_code})
+        shut(self._sock)
+
+    # The client to the app.
+
+    async def _from_client(self) -> None:
+        session = self._session
+        conn = self._conn
+        while True:
+            message = await session.receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                if session.phase is not Phase.OPEN or conn.state is not ConnectionState.OPEN:
+                    continue  # the app closed: dropped, as a closing peer drops data
+                text = message.get("text")
+                if text is not None:
+                    await self._write(conn.send(TextMessage(data=text)))
+                else:
+                    await self._write(conn.send(BytesMessage(data=message.get("bytes") or b"")))
+            elif kind == "websocket.disconnect":
+                await self._client_closed(message.get("code", 1005), message.get("reason") or "")
+                return
+
+    async def _client_closed(self, code: int, reason: str) -> None:
+        if self._session.phase is not Phase.OPEN:
+            return  # the server confirms the app's close, or the client left twice
+        self._close_phase(Phase.CLIENT_CLOSING)
+        if code in (1006, 1015) or self._conn.state is not ConnectionState.OPEN:
+            shut(self._sock)  # the client vanished: the app's connection ends, as natively
+            return
+        await self._write(self._conn.send(CloseConnection(code=code, reason=reason or None)))

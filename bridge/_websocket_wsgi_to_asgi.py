@@ -135,7 +135,7 @@ class _Session:
         self.close_timeout = CLOSE_TIMEOUT
         self.sock: socket.socket  # the bridge's end, made once the token is taken
         self.error: WSGIProtocolError | None = None  # the app broke a protocol: raised last
-        self._accepted = False  # the app sent a valid 101 (only for the end's verdict)
+        self._answered = False  # the app wrote on its socket (only for the end's verdict)
 
     def move(self, phase: Phase) -> None:
         if phase not in TRANSITIONS[self.phase]:
@@ -209,10 +209,9 @@ class _Session:
     async def _handshake(self, call: AppCall, key: str) -> bytes | None:
         """Relay the app's answer; the bytes after a 101, or None when it denied."""
         reader = HandshakeReader(key, self.scope.get("subprotocols") or ())
-        received = False
         while True:
             data = await receive_some(self.sock)
-            if not data and not received:
+            if not data and not self._answered:
                 await call.done.wait()  # the app ended without a byte on its socket
                 if call.error is None:
                     self.error = WSGIProtocolError(
@@ -220,7 +219,7 @@ class _Session:
                         "handshake on its socket, and no response through start_response()."
                     )
                 break
-            received = True
+            self._answered = True
             try:
                 answer = reader.feed(data)
             except WSGIProtocolError as exc:
@@ -232,7 +231,6 @@ class _Session:
                 await self._relay_denial(reader, answer)
                 self.move(Phase.DONE)
                 return None
-            self._accepted = True
             message: ASGIMessage = {"type": "websocket.accept", "subprotocol": answer.subprotocol}
             if answer.headers:
                 message["headers"] = answer.headers
@@ -292,19 +290,23 @@ class _Session:
             await self.send({"type": "websocket.http.response.body", "body": body})
 
     def _conclude(self, error: BaseException | None) -> None:
-        """Raise what the server must hear of, after the session is over."""
+        """Raise what the server must hear of, after the session is over.
+
+        ``StopIteration`` or ``ConnectionError`` from an app that wrote on its socket
+        is how libraries tell a WSGI server they took the connection over (gunicorn
+        and Werkzeug's server each expect one of them): no error.
+        """
         path = self.scope.get("path")
-        if error is not None:
-            if self._accepted and isinstance(error, (StopIteration, ConnectionError)):
-                logger.debug("The app's WebSocket to %r ended (%r).", path, error)
-            elif isinstance(error, ClientDisconnected):
-                logger.debug("The client of the WebSocket to %r went away.", path)
-            elif isinstance(error, StopIteration):  # a coroutine cannot raise it
-                raise WSGIProtocolError(
-                    "The app raised StopIteration before it took the connection over."
-                ) from error
-            else:
-                raise error
+        if error is None or isinstance(error, ClientDisconnected):
+            pass  # the client went away while the app answered: nothing to report
+        elif self._answered and isinstance(error, (StopIteration, ConnectionError)):
+            logger.debug("The app's WebSocket to %r ended (%r).", path, error)
+        elif isinstance(error, StopIteration):  # a coroutine cannot raise it
+            raise WSGIProtocolError(
+                "The app raised StopIteration without a word on its socket."
+            ) from error
+        else:
+            raise error
         if self.error is not None:
             raise self.error
 
@@ -399,12 +401,16 @@ class _Relay:
         if self._parts or not finished:
             self._parts.append(data)
             self._size += len(data)
-            if self._size <= session.max_message_size and not finished:
+            size = self._size
+            if finished or size > session.max_message_size:
+                if size <= session.max_message_size:
+                    data = ("" if isinstance(data, str) else b"").join(self._parts)
+                self._parts, self._size = [], 0
+            else:
                 return
-            if self._size <= session.max_message_size:
-                data = ("" if isinstance(data, str) else b"").join(self._parts)
-            self._parts, self._size = [], 0
-        if len(data) > session.max_message_size:
+        else:
+            size = len(data)
+        if size > session.max_message_size:
             logger.warning(
                 "The app's WebSocket message to %r is over the limit of %d; closing with 1009.",
                 session.scope.get("path"),

@@ -25,6 +25,7 @@ import pytest
 import socketio
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from ._protocols import RunningServer, ServeFn
 from ._wire import SOCKET_TIMEOUT, wait_for
@@ -55,8 +56,14 @@ def ws_url(server: RunningServer, path: str) -> str:
     return f"ws://{server.host}:{server.port}{path}"
 
 
-def open_socket(server: RunningServer, path: str, **options: Any) -> ClientConnection:
-    return connect(ws_url(server, path), open_timeout=SOCKET_TIMEOUT, **options)
+def open_socket(
+    server: RunningServer, path: str, subprotocols: list[str] | None = None
+) -> ClientConnection:
+    return connect(
+        ws_url(server, path),
+        open_timeout=SOCKET_TIMEOUT,
+        subprotocols=None if subprotocols is None else [Subprotocol(s) for s in subprotocols],
+    )
 
 
 def stats(server: RunningServer) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def test_echo_text_binary_and_a_large_message(server: RunningServer) -> None:
 
 
 def test_subprotocol_negotiation(server: RunningServer) -> None:
-    with open_socket(server, "/echo", subprotocols=["unknown", "chat.v1"]) as ws:  # type: ignore[list-item]
+    with open_socket(server, "/echo", subprotocols=["unknown", "chat.v1"]) as ws:
         assert ws.subprotocol == "chat.v1"
     with open_socket(server, "/echo") as ws:
         assert ws.subprotocol is None

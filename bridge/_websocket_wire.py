@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 import h11
+from wsproto.frame_protocol import XorMaskerSimple
 
 from .exceptions import WSGIProtocolError
 
@@ -168,6 +171,31 @@ class HandshakeReader:
                 )
         trailing, _ = self._conn.trailing_data
         return Accepted(subprotocol, extra, bytes(trailing))
+
+
+def data_frame(message: str | bytes) -> bytes:
+    """A client's frame for a whole text or binary message (RFC 6455 5.2), masked.
+
+    The same bytes as wsproto's ``Connection.send`` of a finished message, with a
+    fresh key from ``os.urandom`` and wsproto's own masker, but one copy of the
+    payload instead of four: half the cost for a 1 MiB message. Data frames change
+    no state of the connection, so control frames still go through it.
+    """
+    if isinstance(message, str):
+        opcode = 0x81  # FIN, text
+        payload = message.encode("utf-8")
+    else:
+        opcode = 0x82  # FIN, binary
+        payload = message
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", opcode, 0x80 | 127, size)
+    key = os.urandom(4)
+    return head + key + XorMaskerSimple(key).process(payload)  # type: ignore[arg-type]
 
 
 def response_head(status: int, reason: str, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -58,12 +58,20 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, TextMessage
+from wsproto.events import CloseConnection, Event, Message, Ping
 
 from ._environ import build_websocket_environ
 from ._loop import current_loop, post
 from ._websocket_app import AppCall, no_body
-from ._websocket_wire import Denied, HandshakeReader, receive_some, send_all, send_now, shut
+from ._websocket_wire import (
+    Denied,
+    HandshakeReader,
+    data_frame,
+    receive_some,
+    send_all,
+    send_now,
+    shut,
+)
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
 from .types import Message as ASGIMessage
@@ -462,10 +470,9 @@ class _Relay:
                 if session.phase is not Phase.OPEN or conn.state is not ConnectionState.OPEN:
                     continue  # the app closed: dropped, as a closing peer drops data
                 text = message.get("text")
-                if text is not None:
-                    await self._write(conn.send(TextMessage(data=text)))
-                else:
-                    await self._write(conn.send(BytesMessage(data=message.get("bytes") or b"")))
+                await self._write(
+                    data_frame(text if text is not None else message.get("bytes") or b"")
+                )
             elif kind == "websocket.disconnect":
                 await self._client_closed(message.get("code", 1005), message.get("reason") or "")
                 return

@@ -640,3 +640,23 @@ def test_max_websockets_must_be_positive() -> None:
         WSGIToASGI(not_found_app, max_websockets=0)
     limiter = anyio.CapacityLimiter(3)
     assert WSGIToASGI(not_found_app, max_websockets=limiter).websocket_limiter is limiter
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "é" * 70000, b"", b"x" * 125, b"y" * 126, b"z" * 65535, bytes(range(256)) * 256],
+    ids=["empty-text", "long-text", "empty-bytes", "125", "126", "65535", "65536"],
+)
+def test_a_data_frame_is_one_whole_masked_message(message: str | bytes) -> None:
+    from wsproto.connection import Connection, ConnectionType
+
+    from bridge._websocket_wire import data_frame
+
+    frame = data_frame(message)
+    assert frame[1] & 0x80, "the client's frames are masked"
+    server = Connection(ConnectionType.SERVER)  # refuses unmasked frames
+    server.receive_data(frame)
+    events = list(server.events())
+    assert len(events) == 1 and isinstance(events[0], Message)
+    assert events[0].message_finished and events[0].data == message
+    assert data_frame(message) != frame, "each frame has a fresh masking key"

@@ -245,6 +245,23 @@ async def test_app_close_code_and_reason_cross_and_are_answered() -> None:
     assert isinstance(answer[0], CloseConnection) and answer[0].code == 4003
 
 
+async def test_a_vanished_client_is_a_closed_socket_to_the_app() -> None:
+    got: list[object] = []
+
+    def body(peer: RawPeer) -> None:
+        peer.handshake()
+        got.append(peer.read_until_eof())  # no close frame before the end
+
+    server = FakeServer()
+    with no_leaks():
+        async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
+            await server.accepted()
+            server.disconnect(1006)
+    assert outcome.error is None
+    assert got == [b""]
+    assert [m["type"] for m in server.sent] == ["websocket.accept"]
+
+
 async def test_an_app_that_does_not_answer_a_close_is_cut_off() -> None:
     got: list[object] = []
 
@@ -523,25 +540,28 @@ async def test_max_websockets_denies_the_handshake_over_the_limit() -> None:
 
     def body(peer: RawPeer) -> None:
         peer.handshake()
-        wait_in_thread(release, "the test to let the first socket go")
+        wait_in_thread(release, "the test to let the sockets go")
         peer.send(CloseConnection(code=1000))
         peer.next_event()
 
-    adapter = WSGIToASGI(raw_app(body), max_websockets=1, max_threads=1)
-    first, second, third = (FakeServer(denial=True) for _ in range(3))
+    # One thread for HTTP requests, two WebSockets: the limits are apart.
+    adapter = WSGIToASGI(raw_app(body), max_websockets=2, max_threads=1)
+    first, second, third, fourth = (FakeServer(denial=True) for _ in range(4))
     with no_leaks():
-        async with serving(adapter, first):
+        async with serving(adapter, first), serving(adapter, second):
             await first.accepted()
-            async with serving(adapter, second):
-                second.connect()
-                assert (await second.next("websocket.http.response.start"))["status"] == 503
+            await second.accepted()
+            async with serving(adapter, third):
+                third.connect()
+                assert (await third.next("websocket.http.response.start"))["status"] == 503
             release.set()
             await first.next("websocket.close")
+            await second.next("websocket.close")
         release.clear()
-        async with serving(adapter, third):
-            await third.accepted()
+        async with serving(adapter, fourth):
+            await fourth.accepted()
             release.set()
-            await third.next("websocket.close")
+            await fourth.next("websocket.close")
 
 
 async def test_a_slow_client_blocks_the_app_not_memory() -> None:
@@ -563,7 +583,7 @@ async def test_a_slow_client_blocks_the_app_not_memory() -> None:
         peer.send(CloseConnection(code=1000))
 
     server = FakeServer()
-    server.gate = anyio.Event()  # the client takes nothing until the test says so
+    server.gate = anyio.Event()  # the client takes no message until the test says so
     with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server):
             await server.accepted()

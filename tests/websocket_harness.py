@@ -73,8 +73,8 @@ class FakeServer:
     """The ASGI server's side of one websocket scope.
 
     The test pushes messages for ``receive()`` and awaits the adapter's with
-    :meth:`next`; ``gate``, when set, is awaited before each ``send()`` returns (a
-    slow client).
+    :meth:`next`; ``gate``, when set, is awaited before each ``websocket.send``
+    returns (a slow client).
     """
 
     def __init__(self, scope: Scope | None = None, **scope_options: Any) -> None:
@@ -107,7 +107,7 @@ class FakeServer:
     async def send(self, message: Message) -> None:
         self.sent.append(message)
         self._sent.set()
-        if self.gate is not None:
+        if self.gate is not None and message["type"] == "websocket.send":
             await self.gate.wait()
 
     async def next(self, kind: str | None = None) -> Message:

@@ -20,6 +20,7 @@ import anyio
 
 from ._environ import encode_headers, parse_status
 from ._loop import CallSoon, post
+from ._threads import wake_without_preempting
 from ._websocket_wire import response_head, shut
 from .exceptions import ClientDisconnected, WSGIProtocolError
 from .types import Environ, ExcInfo, WSGIApp
@@ -85,6 +86,7 @@ class AppCall:
     # The thread.
 
     def _run(self) -> None:
+        wake_without_preempting()  # as the pool's threads: an opt-in (see _threads)
         try:
             self._context.run(self._call)
         finally:

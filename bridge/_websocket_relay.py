@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import socket
 from typing import Any, Protocol
 
 import anyio
@@ -21,7 +20,8 @@ from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Event, Message, Ping
 
-from ._websocket_wire import data_frame, receive_some, send_all, send_now, shut
+from ._websocket_io import LoopEnd
+from ._websocket_wire import data_frame
 from .exceptions import WSGIProtocolError
 from .types import Message as ASGIMessage
 from .types import Receive, Scope
@@ -59,7 +59,7 @@ class RelaySession(Protocol):
 
     scope: Scope
     receive: Receive
-    sock: socket.socket
+    end: LoopEnd
     phase: Phase
     error: WSGIProtocolError | None
     max_message_size: int
@@ -74,11 +74,10 @@ class Relay:
 
     def __init__(self, session: RelaySession, trailing: bytes) -> None:
         self._session = session
-        self._sock = session.sock
+        self._end = session.end
         self._conn = Connection(ConnectionType.CLIENT, trailing_data=trailing)
         self._parts: list[Any] = []  # the pieces of a fragmented message from the app
         self._size = 0
-        self._writing: anyio.Event | None = None  # set while a frame waits for room
         self._task_group: TaskGroup
 
     async def run(self) -> None:
@@ -89,7 +88,7 @@ class Relay:
                 await self._from_client()
             except Exception as exc:
                 errors.append(exc)
-                shut(self._sock)  # ends _from_app
+                self._end.shut()  # ends _from_app
 
         async with anyio.create_task_group() as task_group:
             self._task_group = task_group
@@ -110,21 +109,7 @@ class Relay:
     async def _shut_later(self) -> None:
         await anyio.sleep(self._session.close_timeout)
         logger.debug("The app's end of a WebSocket did not finish in time; it is shut.")
-        shut(self._sock)
-
-    async def _write(self, data: bytes | bytearray) -> None:
-        """Write a whole frame to the app; frames from both tasks never interleave."""
-        while self._writing is not None:
-            await self._writing.wait()
-        sent = send_now(self._sock, data)
-        if sent < 0 or sent == len(data):
-            return  # written, or the app's end is gone (the reader sees its end)
-        self._writing = writing = anyio.Event()
-        try:
-            await send_all(self._sock, memoryview(data)[sent:])  # type: ignore[arg-type]
-        finally:
-            self._writing = None
-            writing.set()
+        self._end.shut()
 
     # The app to the client.
 
@@ -133,7 +118,7 @@ class Relay:
         while True:
             for event in conn.events():
                 await self._on_event(event)
-            data = await receive_some(self._sock)
+            data = await self._end.receive()
             if not data:
                 break
             if conn.state is not ConnectionState.CLOSED:
@@ -148,7 +133,7 @@ class Relay:
             await self._on_data(event.data, event.message_finished)
         elif isinstance(event, Ping):
             if self._conn.state is ConnectionState.OPEN:
-                await self._write(self._conn.send(event.response()))
+                await self._end.write(self._conn.send(event.response()))
         elif isinstance(event, CloseConnection):
             await self._on_close(event)
 
@@ -197,16 +182,16 @@ class Relay:
         self._close_phase(Phase.APP_CLOSING)
         code = 1000 if event.code in _UNSENDABLE_CODES else int(event.code)
         await session.send({"type": "websocket.close", "code": code, "reason": event.reason or ""})
-        await self._write(self._conn.send(event.response()))
+        await self._end.write(self._conn.send(event.response()))
 
     async def _fail(self, code: int, reason: str, client_code: int) -> None:
         """Fail the connection (RFC 6455 7.1.7): a close frame to the app, its socket shut."""
         if self._conn.state is ConnectionState.OPEN:
-            await self._write(self._conn.send(CloseConnection(code=code, reason=reason)))
+            await self._end.write(self._conn.send(CloseConnection(code=code, reason=reason)))
         if self._session.phase is Phase.OPEN:
             self._session.move(Phase.APP_CLOSING)
             await self._session.send({"type": "websocket.close", "code": client_code})
-        shut(self._sock)
+        self._end.shut()
 
     # The client to the app.
 
@@ -220,7 +205,7 @@ class Relay:
                 if session.phase is not Phase.OPEN or conn.state is not ConnectionState.OPEN:
                     continue  # the app closed: dropped, as a closing peer drops data
                 text = message.get("text")
-                await self._write(
+                await self._end.write(
                     data_frame(text if text is not None else message.get("bytes") or b"")
                 )
             elif kind == "websocket.disconnect":
@@ -232,6 +217,6 @@ class Relay:
             return  # the server confirms the app's close, or the client left twice
         self._close_phase(Phase.CLIENT_CLOSING)
         if code in (1006, 1015) or self._conn.state is not ConnectionState.OPEN:
-            shut(self._sock)  # the client vanished: the app's connection ends, as natively
+            self._end.shut()  # the client vanished: the app's connection ends, as natively
             return
-        await self._write(self._conn.send(CloseConnection(code=code, reason=reason or None)))
+        await self._end.write(self._conn.send(CloseConnection(code=code, reason=reason or None)))

@@ -1,10 +1,9 @@
 """The bytes on a handed-over WebSocket socket, as the client side of RFC 6455 sees them.
 
-Shared by the relay in :mod:`bridge._websocket_wsgi_to_asgi`: the app's answer to the
-upgrade request read with h11 (:class:`HandshakeReader`), the head of a plain WSGI
-response written the way a WSGI server writes it (:func:`response_head`), and
-non-blocking socket I/O driven by the event loop (:func:`receive_some`,
-:func:`send_all`), which never blocks the loop on asyncio, uvloop or trio.
+Shared by the WebSocket modules: the app's answer to the upgrade request read with
+h11 (:class:`HandshakeReader`), the client's data frames (:func:`data_frame`), and
+the head of a plain WSGI response written the way a WSGI server writes it
+(:func:`response_head`). The I/O on the socket is :mod:`bridge._websocket_io`'s.
 """
 
 from __future__ import annotations
@@ -17,14 +16,14 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import anyio
 import h11
 from wsproto.frame_protocol import XorMaskerSimple
 
 from .exceptions import WSGIProtocolError
 
 RECEIVE_SIZE = 262144
-"""Bytes read from the socket at a time: the relay holds at most this much unparsed."""
+"""Bytes read from the socket at a time (as asyncio's transports read): the relay
+holds at most this much unparsed."""
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 # Headers of the handshake itself, or of HTTP/1.1 framing: the ASGI server writes its
@@ -206,40 +205,6 @@ def response_head(status: int, reason: str, headers: list[tuple[bytes, bytes]]) 
         lines.append(b"connection: close\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
-
-
-async def receive_some(sock: socket.socket, size: int = RECEIVE_SIZE) -> bytes:
-    """Up to ``size`` bytes from a non-blocking socket; ``b""`` once the peer is done."""
-    while True:
-        try:
-            return sock.recv(size)
-        except BlockingIOError:
-            await anyio.wait_readable(sock)
-        except OSError:
-            return b""  # reset, or shut down on our side
-
-
-def send_now(sock: socket.socket, data: bytes | bytearray) -> int:
-    """Send what fits without waiting; the number of bytes sent, -1 when the peer is gone."""
-    try:
-        return sock.send(data)
-    except BlockingIOError:
-        return 0
-    except OSError:
-        return -1
-
-
-async def send_all(sock: socket.socket, data: bytes | bytearray) -> bool:
-    """Send every byte of ``data``, waiting for room as needed; False when the peer is gone."""
-    view = memoryview(data)
-    while view:
-        sent = send_now(sock, view)  # type: ignore[arg-type]  # send() takes any buffer
-        if sent < 0:
-            return False
-        if sent == 0:
-            await anyio.wait_writable(sock)
-        view = view[sent:]
-    return True
 
 
 def shut(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:

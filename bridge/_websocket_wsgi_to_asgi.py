@@ -59,14 +59,18 @@ import anyio
 from ._environ import build_websocket_environ
 from ._loop import current_loop, post
 from ._websocket_app import AppCall, no_body
+from ._websocket_io import LoopEnd, open_end
 from ._websocket_relay import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, TRANSITIONS, Phase, Relay
-from ._websocket_wire import Denied, HandshakeReader, receive_some, shut
+from ._websocket_wire import Denied, HandshakeReader
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
 from .types import Message as ASGIMessage
 from .types import Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
+
+_CLOSE_WAIT = 1.0
+"""Seconds the session waits for its descriptor to be closed (a loop iteration or two)."""
 
 
 class WebSocketAdapter(Protocol):
@@ -105,7 +109,7 @@ class _Session:
         self.phase = Phase.HANDSHAKE
         self.max_message_size = MAX_MESSAGE_SIZE
         self.close_timeout = CLOSE_TIMEOUT
-        self.sock: socket.socket  # the bridge's end, made once the token is taken
+        self.end: LoopEnd  # the bridge's end of the socket pair, once the token is taken
         self.error: WSGIProtocolError | None = None  # the app broke a protocol: raised last
         self._answered = False  # the app wrote on its socket (only for the end's verdict)
 
@@ -147,16 +151,23 @@ class _Session:
             logger.info("Refused a WebSocket to %r: %s", self.scope.get("path"), exc)
             await self._deny(exc.status_hint, str(exc))
             return
-        self.sock, theirs = socket.socketpair()
-        self.sock.setblocking(False)
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        call_soon, loop = current_loop()
+        try:
+            self.end = await open_end(ours, loop)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            limiter.release_on_behalf_of(self)
+            raise
         environ["gunicorn.socket"] = theirs
         environ["wsgi.input"] = WSGIInput(no_body, more=False)
         key: str = environ["HTTP_SEC_WEBSOCKET_KEY"]
-        call_soon, _ = current_loop()
 
         def release_from_thread() -> None:  # the loop left before the app returned
-            self.sock.close()
             theirs.close()
+            post(call_soon, self.end.close)
             post(call_soon, limiter.release_on_behalf_of, self)
 
         call = AppCall(self.adapter.app, environ, theirs, call_soon, release_from_thread)
@@ -167,22 +178,24 @@ class _Session:
             trailing = await self._handshake(call, key)
             if trailing is not None:
                 await Relay(self, trailing).run()
-            shut(self.sock)  # whatever the app still does with its end fails at once
+            self.end.shut()  # whatever the app still does with its end fails at once
             await call.done.wait()
             finished = True
         finally:
-            shut(self.sock)
+            self.end.shut()
             if finished or call.abandon():
-                self.sock.close()
+                self.end.close()
                 theirs.close()
                 limiter.release_on_behalf_of(self)
+                with anyio.move_on_after(_CLOSE_WAIT, shield=True):
+                    await self.end.wait_closed()
         self._conclude(call.error)
 
     async def _handshake(self, call: AppCall, key: str) -> bytes | None:
         """Relay the app's answer; the bytes after a 101, or None when it denied."""
         reader = HandshakeReader(key, self.scope.get("subprotocols") or ())
         while True:
-            data = await receive_some(self.sock)
+            data = await self.end.receive()
             if not data and not self._answered:
                 await call.done.wait()  # the app ended without a byte on its socket
                 if call.error is None:
@@ -241,7 +254,7 @@ class _Session:
             if ended:
                 return
             try:
-                chunks, ended = reader.body(await receive_some(self.sock))
+                chunks, ended = reader.body(await self.end.receive())
             except WSGIProtocolError as exc:
                 self.error = exc
                 chunks, ended = [], True

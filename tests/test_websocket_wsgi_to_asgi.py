@@ -90,17 +90,18 @@ async def test_flask_sock_echo_ends_cleanly(caplog: pytest.LogCaptureFixture) ->
             ws.send(data)
 
     server = FakeServer()
-    with no_leaks(), caplog.at_level(logging.DEBUG):
-        async with serving(WSGIToASGI(flask_sock_app(echo)), server) as outcome:
-            accept = await server.accepted()
-            assert accept.get("subprotocol") is None
-            server.push({"type": "websocket.receive", "text": "héllo"})
-            sent = await server.next("websocket.send")
-            assert sent == {"type": "websocket.send", "text": "héllo"}
-            server.push({"type": "websocket.receive", "bytes": b"\x00\xff" * 10})
-            sent = await server.next("websocket.send")
-            assert sent == {"type": "websocket.send", "bytes": b"\x00\xff" * 10}
-            server.disconnect(1000)
+    async with no_leaks():
+        with caplog.at_level(logging.DEBUG):
+            async with serving(WSGIToASGI(flask_sock_app(echo)), server) as outcome:
+                accept = await server.accepted()
+                assert accept.get("subprotocol") is None
+                server.push({"type": "websocket.receive", "text": "héllo"})
+                sent = await server.next("websocket.send")
+                assert sent == {"type": "websocket.send", "text": "héllo"}
+                server.push({"type": "websocket.receive", "bytes": b"\x00\xff" * 10})
+                sent = await server.next("websocket.send")
+                assert sent == {"type": "websocket.send", "bytes": b"\x00\xff" * 10}
+                server.disconnect(1000)
     assert outcome.error is None
     assert seen == ["héllo", b"\x00\xff" * 10]
     # flask-sock's StopIteration is how it tells the server: not an error.
@@ -110,7 +111,7 @@ async def test_flask_sock_echo_ends_cleanly(caplog: pytest.LogCaptureFixture) ->
 async def test_subprotocol_is_negotiated_by_the_app() -> None:
     app = flask_sock_app(lambda ws: ws.receive(), subprotocols=["chat.v2", "chat.v1"])
     server = FakeServer(subprotocols=("unknown", "chat.v1"))
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server):
             assert (await server.accepted())["subprotocol"] == "chat.v1"
             server.disconnect(1000)
@@ -126,7 +127,7 @@ async def test_client_close_code_and_reason_reach_the_handler() -> None:
             closed.append((ws.close_reason, ws.close_message))
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(flask_sock_app(handler)), server) as outcome:
             await server.accepted()
             server.disconnect(4004, "gone fishing")
@@ -137,7 +138,7 @@ async def test_client_close_code_and_reason_reach_the_handler() -> None:
 async def test_server_side_close_reaches_the_client() -> None:
     app = flask_sock_app(lambda ws: ws.close(4003, "not allowed"))
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server) as outcome:
             await server.accepted()
             close = await server.next("websocket.close")
@@ -156,7 +157,7 @@ async def test_client_vanishing_ends_the_handler() -> None:
             ended.set()
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(flask_sock_app(handler)), server) as outcome:
             await server.accepted()
             server.disconnect(1006)
@@ -186,7 +187,7 @@ async def test_fragmented_messages_are_joined_with_a_ping_between() -> None:
         assert isinstance(peer.next_event(), CloseConnection)
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             await server.accepted()
             assert (await server.next())["text"] == "fragménted"
@@ -213,7 +214,7 @@ async def test_client_messages_reach_the_app_as_masked_frames() -> None:
 
     big = bytes(range(256)) * 4096  # 1 MiB: several writes to the socket
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             await server.accepted()
             server.push(
@@ -236,7 +237,7 @@ async def test_app_close_code_and_reason_cross_and_are_answered() -> None:
         answer.append(peer.next_event())
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             await server.accepted()
             close = await server.next("websocket.close")
@@ -253,7 +254,7 @@ async def test_a_vanished_client_is_a_closed_socket_to_the_app() -> None:
         got.append(peer.read_until_eof())  # no close frame before the end
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             await server.accepted()
             server.disconnect(1006)
@@ -272,7 +273,7 @@ async def test_an_app_that_does_not_answer_a_close_is_cut_off() -> None:
 
     server = FakeServer()
     adapter = WSGIToASGI(raw_app(body))
-    with no_leaks():
+    async with no_leaks():
         async with serving(
             lambda *args: serve_websocket(adapter, *args, close_timeout=0.2), server
         ) as outcome:
@@ -300,7 +301,7 @@ async def test_an_oversized_message_closes_with_1009(fragmented: bool) -> None:
 
     server = FakeServer()
     adapter = WSGIToASGI(raw_app(body))
-    with no_leaks():
+    async with no_leaks():
         async with serving(
             lambda *args: serve_websocket(adapter, *args, max_message_size=1000), server
         ) as outcome:
@@ -328,7 +329,7 @@ async def test_garbage_from_the_app_fails_the_connection(garbage: bytes, app_cod
         answer.append(peer.next_event())
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             await server.accepted()
             assert (await server.next("websocket.close"))["code"] == 1011
@@ -346,7 +347,7 @@ async def test_accept_carries_the_subprotocol_and_extra_headers() -> None:
         peer.next_event()
 
     server = FakeServer(subprotocols=("chat",))
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server):
             accept = await server.accepted()
             assert accept["subprotocol"] == "chat"
@@ -360,7 +361,7 @@ def not_found_app(environ: Environ, start_response: StartResponse) -> list[bytes
 
 async def test_a_plain_response_is_the_denial_with_the_extension() -> None:
     server = FakeServer(denial=True)
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(not_found_app), server) as outcome:
             server.connect()
             start = await server.next("websocket.http.response.start")
@@ -384,7 +385,7 @@ async def test_a_large_denial_body_streams_whole() -> None:
         return iter([chunk] * 64)  # 4 MiB
 
     server = FakeServer(denial=True)
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server):
             server.connect()
             assert (await server.next("websocket.http.response.start"))["status"] == 401
@@ -397,7 +398,7 @@ async def test_a_large_denial_body_streams_whole() -> None:
 
 async def test_a_plain_response_is_a_close_before_accept_without_the_extension() -> None:
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(not_found_app), server) as outcome:
             server.connect()
             await server.next("websocket.close")
@@ -411,7 +412,7 @@ async def test_an_exception_before_accept_is_a_500_and_is_raised(denial: bool) -
         raise RuntimeError("the app broke")
 
     server = FakeServer(denial=denial)
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server) as outcome:
             server.connect()
             if denial:
@@ -447,7 +448,7 @@ def handshake_writer(data: bytes) -> WSGIApp:
 )
 async def test_a_broken_handshake_is_a_500_and_a_protocol_error(app: WSGIApp, message: str) -> None:
     server = FakeServer(denial=True)
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server) as outcome:
             server.connect()
             assert (await server.next("websocket.http.response.start"))["status"] == 500
@@ -460,7 +461,7 @@ async def test_a_subprotocol_the_client_did_not_offer_is_refused() -> None:
         peer.handshake(subprotocol="other")
 
     server = FakeServer(subprotocols=("chat",), denial=True)
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server) as outcome:
             server.connect()
             assert (await server.next("websocket.http.response.start"))["status"] == 500
@@ -488,10 +489,11 @@ async def test_a_takeover_signal_after_the_handshake_ends_cleanly(
         return []
 
     server = FakeServer()
-    with no_leaks(), caplog.at_level(logging.DEBUG):
-        async with serving(WSGIToASGI(app), server) as outcome:
-            await server.accepted()
-            await server.next("websocket.close")
+    async with no_leaks():
+        with caplog.at_level(logging.DEBUG):
+            async with serving(WSGIToASGI(app), server) as outcome:
+                await server.accepted()
+                await server.next("websocket.close")
     assert outcome.error is None
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
@@ -502,7 +504,7 @@ async def test_an_exception_after_accept_closes_1011_and_is_raised() -> None:
         raise LookupError("lost it")
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server) as outcome:
             await server.accepted()
             assert (await server.next("websocket.close"))["code"] == 1011
@@ -521,7 +523,7 @@ async def test_a_cancelled_call_ends_the_app_and_releases_its_token() -> None:
 
     adapter = WSGIToASGI(raw_app(body))
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with anyio.create_task_group() as task_group:
             scope = await start_cancellable(task_group, adapter, server)
             await server.accepted()
@@ -547,7 +549,7 @@ async def test_max_websockets_denies_the_handshake_over_the_limit() -> None:
     # One thread for HTTP requests, two WebSockets: the limits are apart.
     adapter = WSGIToASGI(raw_app(body), max_websockets=2, max_threads=1)
     first, second, third, fourth = (FakeServer(denial=True) for _ in range(4))
-    with no_leaks():
+    async with no_leaks():
         async with serving(adapter, first), serving(adapter, second):
             await first.accepted()
             await second.accepted()
@@ -584,7 +586,7 @@ async def test_a_slow_client_blocks_the_app_not_memory() -> None:
 
     server = FakeServer()
     server.gate = anyio.Event()  # the client takes no message until the test says so
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server):
             await server.accepted()
             await wait_for(blocked, "the app's send to block")
@@ -612,14 +614,17 @@ async def test_an_app_that_does_not_read_stops_receive() -> None:
         peer.next_event()
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(raw_app(body)), server):
             await server.accepted()
             server.push(*({"type": "websocket.receive", "bytes": chunk} for _ in range(8)))
             await wait_until(lambda: server.receive_calls >= 2, "the first message taken")
-            # The first 1 MiB frame does not fit in the socket's buffers: no more is taken.
+            assert server.receive_calls <= 3
+            # The first 1 MiB frame does not fit in the socket's buffers: at most one more
+            # message is taken, held until there is room (asyncio's transport takes the
+            # first frame whole, and the second waits).
             await anyio.sleep(0.2)
-            assert server.receive_calls == 2
+            assert server.receive_calls <= 3
             read.set()
             await server.next("websocket.close")
             server.disconnect(1000)
@@ -642,7 +647,7 @@ async def test_the_socket_is_a_real_blocking_socket() -> None:
         return []
 
     server = FakeServer()
-    with no_leaks():
+    async with no_leaks():
         async with serving(WSGIToASGI(app), server):
             server.connect()
             await server.next("websocket.close")

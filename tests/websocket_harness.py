@@ -14,8 +14,7 @@ import hashlib
 import os
 import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,31 +244,42 @@ _LOOP_THREAD_CACHES = ("Trio thread", "AnyIO worker thread")
 
 
 def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
+    """This process's descriptors, but for /dev/null (uvloop opens one and keeps it)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") != os.devnull:
+                found.add(int(name))
+        except OSError:
+            pass  # closed meanwhile, such as the listing's own descriptor
+    return found
 
 
-@contextlib.contextmanager
-def no_leaks() -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def no_leaks() -> AsyncIterator[None]:
     """Fail unless every thread and file descriptor made inside the block is gone after it.
 
-    Threads and sockets end shortly after the ASGI call returns (the app's library
-    notices the end of its socket), so the check polls, for :data:`TIMEOUT` seconds.
+    Threads end shortly after the ASGI call returns (the app's library notices the
+    end of its socket), and uvloop closes a transport's descriptor a loop iteration
+    after the transport, so the check polls, for :data:`TIMEOUT` seconds, with the
+    loop running.
     """
     threads = set(threading.enumerate())
     fds = open_fds()
     yield
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        extra_threads = {
+
+    def extra() -> tuple[set[threading.Thread], set[int]]:
+        new_threads = {
             thread
             for thread in set(threading.enumerate()) - threads
             if not thread.name.startswith(_LOOP_THREAD_CACHES)
         }
-        extra_fds = open_fds() - fds
-        if not extra_threads and not extra_fds:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"Left behind: threads {sorted(t.name for t in extra_threads)}, fds {extra_fds}"
-            )
-        time.sleep(0.01)
+        return new_threads, open_fds() - fds
+
+    try:
+        await wait_until(lambda: extra() == (set(), set()), "threads and fds to go")
+    except AssertionError:
+        left_threads, left_fds = extra()
+        raise AssertionError(
+            f"Left behind: threads {sorted(t.name for t in left_threads)}, fds {left_fds}"
+        ) from None

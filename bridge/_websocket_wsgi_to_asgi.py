@@ -17,9 +17,10 @@ client on the other end of it:
    ``socket.socketpair()``. The app's end, a real blocking socket, is the environ's
    ``gunicorn.socket``, so the libraries behave as under gunicorn: they run the
    connection in the app's call, then raise ``StopIteration`` to say they took it
-   over. The bridge's end is non-blocking and driven by the event loop
-   (``anyio.wait_readable``/``wait_writable``), which never blocks. The app runs in
-   a thread of its own (:class:`AppCall`).
+   over. The bridge's end is non-blocking and driven by the event loop, which
+   never blocks (:mod:`bridge._websocket_io`: the loop's transport on asyncio and
+   uvloop, ``anyio.wait_readable``/``wait_writable`` on trio). The app runs in a
+   thread of its own (:class:`AppCall`).
 3. ``HANDSHAKE``: h11 reads the app's answer from the socket. A valid 101 becomes
    ``websocket.accept`` with its subprotocol and extra headers; any other response
    is a denial, relayed as ``websocket.http.response.start``/``body`` when the
@@ -27,10 +28,11 @@ client on the other end of it:
    with 403. A response the app gives through ``start_response`` is written on the
    socket by its thread, so both arrive the same way. An app that ends without
    either, or with an exception, is denied with 500.
-4. ``OPEN`` (:mod:`bridge._websocket_relay`): wsproto, as the client, decodes the app's frames into
-   ``websocket.send`` (a fragmented message is joined, up to ``max_message_size``,
-   else the connection closes with 1009) and masks each ``websocket.receive`` into
-   a frame for the app; it answers the app's pings. One task per direction, and
+4. ``OPEN`` (:mod:`bridge._websocket_relay`): wsproto, as the client, decodes the
+   app's frames into ``websocket.send`` (a fragmented message is joined, up to
+   ``max_message_size``, else the connection closes with 1009), each
+   ``websocket.receive`` becomes a masked frame for the app, and the app's pings
+   are answered. One task per direction, and
    each waits for its destination before it reads more from its source, so memory
    stays bounded both ways: the app's ``send()`` blocks while the client is slow,
    and ``receive()`` waits while the app does not read.
@@ -44,8 +46,8 @@ client on the other end of it:
 6. ``DONE``: the ASGI call waits for the app's call to return, closes both ends,
    releases the token, and raises the app's exception unless it is how a library
    says it took the connection over (``StopIteration`` or ``ConnectionError``
-   after a 101). Cancelled, it shuts the socket so the app ends, and the app's
-   thread releases the rest when it does.
+   after the app wrote on its socket). Cancelled, it shuts the socket so the app
+   ends, and the app's thread releases the rest when it does.
 """
 
 from __future__ import annotations

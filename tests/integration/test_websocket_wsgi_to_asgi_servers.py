@@ -1,10 +1,11 @@
 """A WSGI app's WebSockets behind real ASGI servers, through ``bridge.WSGIToASGI``.
 
-flask-sock routes (``apps/flask_sock_app.py``) under uvicorn, hypercorn's asyncio
-worker and hypercorn's trio worker, with the ``websockets`` library as the client;
-Flask-SocketIO in ``threading`` mode with python-socketio's client on the websocket
-transport; many sockets at once beside plain HTTP; and a ``Mount``. Every wait is
-bounded.
+flask-sock routes (``apps/flask_sock_app.py``) under uvicorn (its default WebSocket
+implementation and wsproto), hypercorn's asyncio worker and hypercorn's trio
+worker, with the ``websockets`` library as the client; Flask-SocketIO in
+``threading`` mode with python-socketio's client on the websocket transport; many
+sockets at once beside plain HTTP; a server shutting down; and a ``Mount``. Every
+wait is bounded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
 import socket
 import struct
 import threading
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.server
 
 SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "uvicorn": ("uvicorn", ("--loop", "asyncio")),
+    "uvicorn-wsproto": ("uvicorn", ("--loop", "asyncio", "--ws", "wsproto")),
     "hypercorn-asyncio": ("hypercorn", ("--worker-class", "asyncio")),
     "hypercorn-trio": ("hypercorn", ("--worker-class", "trio")),
 }
@@ -187,6 +190,24 @@ def test_many_open_websockets_leave_http_free(server: RunningServer) -> None:
         for number, ws in enumerate(sockets):
             assert ws.recv(timeout=SOCKET_TIMEOUT) == f"socket {number}"
     _quiet(server)
+
+
+def test_a_server_shutting_down_closes_open_sockets(serve: ServeFn) -> None:
+    with serve("uvicorn", f"{FLASK_SOCK}:app", extra_args=["--loop", "asyncio"]) as running:
+        with open_socket(running, "/echo") as ws:
+            ws.send("still here")
+            assert ws.recv(timeout=SOCKET_TIMEOUT) == "still here"
+            os.kill(running.pid, signal.SIGTERM)  # the server this test started
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=SOCKET_TIMEOUT)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        wait_for(
+            lambda: not running.is_running(),
+            timeout=SOCKET_TIMEOUT,
+            describe=lambda: f"The server did not stop. {running.describe()}",
+        )
+        log = running.log_path.read_text("utf-8", errors="replace")
+        assert "Traceback" not in log and "ERROR" not in log, running.describe(200)
 
 
 def test_flask_sock_through_a_mount(serve: ServeFn) -> None:

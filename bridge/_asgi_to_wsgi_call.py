@@ -132,9 +132,7 @@ class WSGICall:
                 self._state = _STREAMING
                 return _Stream(self, item.body)
             if type(item) is File:
-                self._start_response(item.status, item.headers)
-                self._state = _DELIVERED
-                return self._send_file(item.path)
+                return self._send_file(item)
             assert type(item) is Ended
             return self._ended_before_response(item.error)
 
@@ -250,8 +248,18 @@ class WSGICall:
                 raise
             post(self._loop.call_soon, self._task.body_arrived, message)
 
-    def _send_file(self, path: str) -> Any:
-        file = _ClosingFile(open(path, "rb"), self)  # closed by the server
+    def _send_file(self, item: File) -> Any:
+        try:
+            opened = open(item.path, "rb")  # closed by the server
+        except OSError as exc:
+            # Before start_response: the server answers 500, and the app's task goes on.
+            self._leave()
+            raise ASGIProtocolError(
+                f"The file of 'http.response.pathsend' cannot be read: {exc}."
+            ) from exc
+        self._start_response(item.status, item.headers)
+        self._state = _DELIVERED
+        file = _ClosingFile(opened, self)
         wrapper = self._environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(file, CHUNK)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
@@ -146,6 +147,61 @@ def _request_uri(scope: Scope, query: bytes) -> str:
 
 
 _PAIRS = (tuple, list)
+
+
+_WS_SCHEMES = {"ws": "http", "wss": "https"}
+# Hop-by-hop and negotiation headers of the upgrade, set by build_websocket_environ.
+_WS_DROPPED = ("HTTP_SEC_WEBSOCKET_EXTENSIONS", "HTTP_SEC_WEBSOCKET_PROTOCOL")
+
+
+def build_websocket_environ(
+    scope: Scope,
+    *,
+    keep_underscore_headers: bool = False,
+    max_duplicate_headers: int | None = 100,
+) -> Environ:
+    """Build the PEP 3333 environ of the upgrade request for an ASGI ``websocket`` scope.
+
+    The same path, query, ``root_path`` and header rules as :func:`build_environ`,
+    for the HTTP/1.1 request a WSGI server would have received: ``GET`` with
+    ``Upgrade: websocket``, ``Connection: Upgrade``, ``Sec-WebSocket-Version: 13``, the
+    client's ``Sec-WebSocket-Key`` (a fresh one when the scope has none, as over
+    HTTP/2) and ``Sec-WebSocket-Protocol`` from the scope's ``subprotocols``.
+    ``Sec-WebSocket-Extensions`` is removed: the ASGI server negotiated none on the
+    app's behalf, so the app must not negotiate compression either. The scheme is
+    ``http`` or ``https`` (PEP 3333's ``wsgi.url_scheme``), and ``asgi.scope`` is the
+    websocket scope itself. No ``wsgi.input``, no socket: the caller adds them.
+
+    :raises BadRequest: as :func:`build_environ`.
+    :raises ASGIProtocolError: when the scope itself is malformed (a server bug).
+    """
+    scheme = scope.get("scheme") or "ws"
+    as_http = dict(scope)
+    as_http["method"] = "GET"
+    as_http["scheme"] = _WS_SCHEMES.get(scheme, scheme)
+    as_http["http_version"] = "1.1"  # what the app speaks on the handed-over socket
+    environ = build_environ(
+        as_http,
+        keep_underscore_headers=keep_underscore_headers,
+        max_duplicate_headers=max_duplicate_headers,
+    )
+    environ["asgi.scope"] = scope
+    for key in _WS_DROPPED:
+        environ.pop(key, None)
+    environ["HTTP_UPGRADE"] = "websocket"
+    environ["HTTP_CONNECTION"] = "Upgrade"
+    environ["HTTP_SEC_WEBSOCKET_VERSION"] = "13"
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
+    try:
+        valid = len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        valid = False
+    if not valid:
+        environ["HTTP_SEC_WEBSOCKET_KEY"] = base64.b64encode(os.urandom(16)).decode("ascii")
+    subprotocols = scope.get("subprotocols") or ()
+    if subprotocols:
+        environ["HTTP_SEC_WEBSOCKET_PROTOCOL"] = ", ".join(subprotocols)
+    return environ
 
 
 def _build_environ(

@@ -33,8 +33,9 @@ class Mount:
 
     Lifespan fans out: startup runs for every mounted ASGI app, in order (a failure
     names the mount), each app keeps its own lifespan state for its requests, and
-    shutdown runs in reverse order. Websockets reach ASGI mounts; one aimed at a
-    WSGI mount is refused before the handshake (403).
+    shutdown runs in reverse order. Websockets are routed by the same prefixes: an
+    ASGI mount gets the scope as it is, a WSGI mount the upgrade request and its
+    connection's socket through :class:`WSGIToASGI` (see docs/websockets.md).
 
     :raises ValueError: on a prefix that does not start with ``/`` or is mounted twice.
     :raises TypeError: when a mounted object is not a WSGI or ASGI app.

@@ -18,6 +18,7 @@ import logging
 import anyio
 
 from ._lifespan import answer_lifespan
+from ._websocket_wsgi_to_asgi import serve_websocket
 from ._wsgi_to_asgi_pump import Pump
 from .types import Receive, Scope, Send, WSGIApp
 
@@ -48,6 +49,9 @@ class WSGIToASGI:
     * ``max_duplicate_headers``: answer 400 when a header is repeated more often
       (``None``: no limit).
     * ``max_body_size``: answer 413 when the request body is larger (``None``: no limit).
+    * ``max_websockets``: how many WebSockets may be open at once, as a count or a
+      shared :class:`anyio.CapacityLimiter`, apart from ``max_threads`` (each holds
+      a thread for its whole life); a handshake over the limit is denied (503).
 
     :raises TypeError: when ``app`` is not callable.
     :raises ValueError: on a non-positive limit or size.
@@ -63,6 +67,7 @@ class WSGIToASGI:
         keep_underscore_headers: bool = False,
         max_duplicate_headers: int | None = 100,
         max_body_size: int | None = None,
+        max_websockets: int | anyio.CapacityLimiter = 64,
     ) -> None:
         if not callable(app):
             raise TypeError(f"Expected a WSGI application (a callable), but got {app!r}.")
@@ -86,6 +91,11 @@ class WSGIToASGI:
         self.keep_underscore_headers = keep_underscore_headers
         self.max_duplicate_headers = max_duplicate_headers
         self.max_body_size = max_body_size
+        if isinstance(max_websockets, int):
+            if max_websockets < 1:
+                raise ValueError(f"Expected 'max_websockets' >= 1, but got {max_websockets}.")
+            max_websockets = anyio.CapacityLimiter(max_websockets)
+        self.websocket_limiter = max_websockets
 
     def __repr__(self) -> str:
         return f"WSGIToASGI({self.app!r})"
@@ -97,13 +107,6 @@ class WSGIToASGI:
         elif kind == "lifespan":
             await answer_lifespan(receive, send)
         elif kind == "websocket":
-            # Closing before accepting makes the server answer 403.
-            await receive()
-            await send({"type": "websocket.close", "code": 1008, "reason": ""})
-            logger.info(
-                "WSGIToASGI refused a websocket to %r: WSGI cannot carry websockets; "
-                "mount a native ASGI app there.",
-                scope.get("path"),
-            )
+            await serve_websocket(self, scope, receive, send)
         else:
             raise ValueError(f"WSGIToASGI cannot serve scope type {kind!r}.")

@@ -958,8 +958,11 @@ class A2WScript:
         parts: list[bytes] = []
         for message in self.accepted:
             if message["type"] == "http.response.pathsend":
-                with open(message["path"], "rb") as file:
-                    parts.append(file.read())
+                try:
+                    with open(message["path"], "rb") as file:
+                        parts.append(file.read())
+                except OSError:
+                    pass  # a path that cannot be read: the bridge answers nothing of it
                 break
             if message["type"] == "http.response.body":
                 parts.append(bytes(message.get("body", b"")))

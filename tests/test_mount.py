@@ -232,7 +232,7 @@ async def test_lifespan_failure_names_the_mount_and_stops_the_started() -> None:
         assert "stop ok" in log
 
 
-async def _websocket(app: Any, path: str) -> list[Message]:
+async def _websocket(app: Any, path: str, *, denial: bool = False) -> list[Message]:
     sent: list[Message] = []
     incoming: list[Message] = [
         {"type": "websocket.connect"},
@@ -256,21 +256,25 @@ async def _websocket(app: Any, path: str) -> list[Message]:
         "headers": [],
         "scheme": "ws",
         "subprotocols": [],
+        "extensions": {"websocket.http.response": {}} if denial else {},
     }
     with anyio.fail_after(5):
         await app(scope, receive, send)
     return sent
 
 
-async def test_websockets_reach_asgi_mounts_and_are_refused_by_wsgi_ones() -> None:
+async def test_websockets_reach_asgi_and_wsgi_mounts_by_prefix() -> None:
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text(await websocket.receive_text())
         await websocket.close()
 
     app = Mount(
-        {"/ws": Starlette(routes=[WebSocketRoute("/echo", echo)])},
-        default=_recording_wsgi("legacy"),
+        {
+            "/ws": Starlette(routes=[WebSocketRoute("/echo", echo)]),
+            "/legacy": _recording_wsgi("old"),
+        },
+        default=_recording_wsgi("default"),
     )
     sent = await _websocket(app, "/ws/echo")
     assert [message["type"] for message in sent] == [
@@ -279,7 +283,18 @@ async def test_websockets_reach_asgi_mounts_and_are_refused_by_wsgi_ones() -> No
         "websocket.close",
     ]
     assert sent[1]["text"] == "ping"
-    refused = await _websocket(app, "/legacy/socket")
+    # The WSGI mount gets the upgrade with its prefix in SCRIPT_NAME; this one answers
+    # it with a plain response, which is the handshake's denial.
+    denied = await _websocket(app, "/legacy/socket", denial=True)
+    assert denied[0]["type"] == "websocket.http.response.start"
+    assert {message["type"] for message in denied[1:]} == {"websocket.http.response.body"}
+    assert not denied[-1].get("more_body", False)
+    assert json.loads(b"".join(message["body"] for message in denied[1:])) == {
+        "app": "old",
+        "SCRIPT_NAME": "/legacy",
+        "PATH_INFO": "/socket",
+    }
+    refused = await _websocket(app, "/other")
     assert [message["type"] for message in refused] == ["websocket.close"]
 
 

@@ -1224,17 +1224,6 @@ async def test_lifespan_startup_and_shutdown_complete() -> None:
     ]
 
 
-async def test_websocket_is_closed_before_accept(caplog: pytest.LogCaptureFixture) -> None:
-    receive = Receiver({"type": "websocket.connect"})
-    transcript = Transcript()
-    scope = {**http_scope(path="/ws"), "type": "websocket", "scheme": "ws"}
-    with anyio.fail_after(TIMEOUT), caplog.at_level(logging.INFO, logger="bridge"):
-        await WSGIToASGI(never_called)(scope, receive, transcript)
-    assert transcript.messages == [{"type": "websocket.close", "code": 1008, "reason": ""}]
-    assert receive.calls == 1
-    assert "WSGI cannot carry websockets" in caplog.text
-
-
 async def test_unknown_scope_type_is_refused() -> None:
     with pytest.raises(ValueError, match="'webtransport'"):
         await WSGIToASGI(never_called)({"type": "webtransport"}, Receiver(), Transcript())

@@ -6,8 +6,9 @@ Run it::
     uvicorn examples.flask_on_uvicorn.app:asgi_app     # the same, from uvicorn's CLI
 
 Try ``curl -N http://127.0.0.1:8000/stream`` (a line every 100 ms),
-``curl -F file=@README.md http://127.0.0.1:8000/upload`` and ``/visits`` (a session
-counter, kept in a signed cookie).
+``curl -F file=@README.md http://127.0.0.1:8000/upload``, ``/visits`` (a session
+counter, kept in a signed cookie), and the flask-sock WebSocket ``/chat``, which
+answers each message with its number: ``python -m websockets ws://127.0.0.1:8000/chat``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, Response, jsonify, request, session
+from flask_sock import Sock
 
 from bridge import WSGIToASGI
 
@@ -57,7 +60,18 @@ def visits() -> Response:
     return jsonify(visits=session["visits"])
 
 
-asgi_app = WSGIToASGI(app)
+def chat(ws: Any) -> None:
+    """A WebSocket through flask-sock: each message comes back numbered, until "bye"."""
+    number = 0
+    while (message := ws.receive()) != "bye":
+        number += 1
+        ws.send(f"{number}: {message}")
+    ws.close(1000, "see you")
+
+
+Sock(app).route("/chat")(chat)
+
+asgi_app = WSGIToASGI(app, max_websockets=32)
 
 if __name__ == "__main__":
     import uvicorn

@@ -31,6 +31,23 @@ def test_flask_on_uvicorn(serve: Serve) -> None:
             assert client.get("/visits").json() == {"visits": 2}
 
 
+def test_flask_on_uvicorn_websocket(serve: Serve) -> None:
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.sync.client import connect
+
+    with serve("uvicorn", "examples.flask_on_uvicorn.app:asgi_app") as server:
+        with connect(f"ws://{server.host}:{server.port}/chat", open_timeout=10) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "1: hello"
+            ws.send("again")
+            assert ws.recv(timeout=10) == "2: again"
+            ws.send("bye")
+            with pytest.raises(ConnectionClosedOK) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "see you")
+
+
 def test_starlette_on_gunicorn(serve: Serve) -> None:
     with serve(
         "gunicorn",

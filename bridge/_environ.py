@@ -248,35 +248,15 @@ def _build_environ(
         if key in environ:
             if duplicates is None:
                 duplicates = {}
-            values = duplicates.get(key)
-            if values is None:
-                values = duplicates[key] = [environ[key]]
-            values.append(value)
-            if max_duplicate_headers is not None and len(values) > max_duplicate_headers:
-                raise BadRequest(
-                    f"Header {name.decode('latin-1')!r} is repeated more than "
-                    f"{max_duplicate_headers} times."
-                )
+            _repeat(duplicates, environ, key, value, name, max_duplicate_headers)
         else:
             environ[key] = value
     if duplicates:
-        _refuse_ambiguous_framing(duplicates)
-        for key, values in duplicates.items():
-            if key == "CONTENT_LENGTH":
-                environ[key] = values[0]  # all equal, checked above
-            else:
-                environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
-
+        _join_repeats(duplicates, environ)
     if "CONTENT_LENGTH" in environ and "HTTP_TRANSFER_ENCODING" in environ:
         # RFC 9112 6.3: a request smuggling vector; the server should have refused it.
         raise BadRequest("The request has both Content-Length and Transfer-Encoding.")
-
-    _add_addresses(environ, scope, scheme)
-    return environ
-
-
-def _add_addresses(environ: Environ, scope: Scope, scheme: str) -> None:
-    """SERVER_NAME and SERVER_PORT (from ``server``, else Host), REMOTE_ADDR and REMOTE_PORT."""
+    # SERVER_NAME and SERVER_PORT from ``server``, else Host; REMOTE_ADDR and REMOTE_PORT.
     server = scope.get("server")
     if server is not None and type(server) not in _PAIRS:
         server = tuple(server)  # the spec says an iterable: a one-shot iterator, even
@@ -295,6 +275,34 @@ def _add_addresses(environ: Environ, scope: Scope, scheme: str) -> None:
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
+    return environ
+
+
+def _repeat(
+    duplicates: dict[str, list[str]],
+    environ: Environ,
+    key: str,
+    value: str,
+    name: bytes,
+    limit: int | None,
+) -> None:
+    """Note a repeated header's ``value``; refuse more than ``limit`` repeats."""
+    values = duplicates.get(key)
+    if values is None:
+        values = duplicates[key] = [environ[key]]
+    values.append(value)
+    if limit is not None and len(values) > limit:
+        raise BadRequest(f"Header {name.decode('latin-1')!r} is repeated more than {limit} times.")
+
+
+def _join_repeats(duplicates: dict[str, list[str]], environ: Environ) -> None:
+    """One environ value per repeated header (PEP 3333): joined by ``,``, cookies by ``; ``."""
+    _refuse_ambiguous_framing(duplicates)
+    for key, values in duplicates.items():
+        if key == "CONTENT_LENGTH":
+            environ[key] = values[0]  # all equal, checked above
+        else:
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
 
 
 _HTTP_VERSIONS = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2": "2", "HTTP/2.0": "2"}

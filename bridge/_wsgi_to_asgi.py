@@ -18,7 +18,6 @@ import logging
 import anyio
 
 from ._lifespan import answer_lifespan
-from ._websocket_wsgi_to_asgi import serve_websocket
 from ._wsgi_to_asgi_pump import Pump
 from .types import Receive, Scope, Send, WSGIApp
 
@@ -107,6 +106,9 @@ class WSGIToASGI:
         elif kind == "lifespan":
             await answer_lifespan(receive, send)
         elif kind == "websocket":
+            # Imported on the first WebSocket: h11 and wsproto load with it, not with bridge.
+            from ._websocket_wsgi_to_asgi import serve_websocket
+
             await serve_websocket(self, scope, receive, send)
         else:
             raise ValueError(f"WSGIToASGI cannot serve scope type {kind!r}.")

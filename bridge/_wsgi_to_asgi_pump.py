@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bridge")
 
+_HTTP_1: Final = ("1.1", "1.0")
 SMALL_BODY: Final = 65536
 """A declared body up to this size is received before the app starts."""
 
@@ -96,6 +97,7 @@ class Pump:
         self._send = send
         self._started = False  # http.response.start has gone out
         self._body: RequestBody | None = None  # None: framing says there is no body
+        self._receiver: Receiver | None = None  # made when needed: a GET may need none
 
     async def run(self) -> None:
         wsgi = self._wsgi
@@ -103,20 +105,16 @@ class Pump:
         channel: ToLoop[Item] = ToLoop(call_soon, loop, wsgi.high_water)
         self._channel = channel
         try:
-            environ = self._environ(call_soon, loop)
+            environ, read_now = self._environ(call_soon, loop)
         except BadRequest as exc:
             logger.info("Refused a request to %r: %s", self._scope.get("path"), exc)
             await send_plain(self._send, exc.status_hint, str(exc))
             return
-        receiver = self._receiver = Receiver(self._receive, channel, self._body, wsgi.max_body_size)
         in_pieces = False
-        if self._body is not None and _small_body(environ):
-            # A small declared body follows the headers at once (waitress even waits
-            # for every body before it calls the app): take it before the app starts,
-            # holding no thread yet, so the app's read needs no hop to the loop and back.
-            # A client that expects 100-continue waits until the app reads, as natively.
+        if read_now:
+            assert self._body is not None
             self._body.asked = True
-            in_pieces = await receiver.first()
+            in_pieces = await self._receiving().first()
         worker = Worker(wsgi.app, environ, self._scope, channel, call_soon, wsgi.limiter)
         limiter = wsgi.limiter
         try:
@@ -126,21 +124,25 @@ class Pump:
         pool.submit(worker)
         try:
             if loop is None:
-                await receiver.around(lambda: self._relay(in_pieces))
+                await self._receiving().around(lambda: self._relay(in_pieces))
             else:
                 try:
                     await self._relay(in_pieces)
                 finally:
-                    if receiver.running:
+                    receiver = self._receiver
+                    if receiver is not None and receiver.running:
                         await receiver.stop()
         except BaseException:
-            receiver.abort()
+            self._receiving().abort()
             raise
         finally:
             if channel.leave():
                 limiter.release_on_behalf_of(worker)
 
-    def _environ(self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None) -> Environ:
+    def _environ(
+        self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None
+    ) -> tuple[Environ, bool]:
+        """The environ, and whether to receive the body now, before the app starts."""
         wsgi = self._wsgi
         environ = build_environ(
             self._scope,
@@ -149,9 +151,16 @@ class Pump:
         )
         limit = wsgi.max_body_size
         declared = environ.get("CONTENT_LENGTH", "")
-        if limit is not None and _plain_digits(declared) and int(declared) > limit:
+        length = int(declared) if declared.isascii() and declared.isdigit() else None
+        if limit is not None and length is not None and length > limit:
             raise BodyTooLarge(limit)
-        if _is_body_empty(environ, self._scope):
+        read_now = False
+        if (
+            (declared == "0" or "CONTENT_LENGTH" not in environ)
+            and "HTTP_TRANSFER_ENCODING" not in environ
+            and self._scope.get("http_version", "1.1") in _HTTP_1
+        ):
+            # HTTP/1 framing says there is no body (RFC 9112 6.3).
             body = WSGIInput(_no_body, more=False)
         else:
             # wsgi.input reads from RequestBody, not from the pump: the pump holds the
@@ -159,16 +168,37 @@ class Pump:
             chunks: ToThread[tuple[bytes, bool]] = ToThread(call_soon, loop, wsgi.high_water)
             self._body = RequestBody(self._channel, chunks)
             body = WSGIInput(self._body.fetch, limit=limit)
+            # A small declared body follows the headers at once (waitress even waits
+            # for every body before it calls the app): take it before the app starts,
+            # holding no thread yet, so the app's read needs no hop to the loop and back.
+            # A client that expects 100-continue waits until the app reads, as natively.
+            read_now = (
+                length is not None
+                and length <= SMALL_BODY
+                and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
+            )
         environ["wsgi.input"] = body
         environ["wsgi.file_wrapper"] = FileWrapper
-        return environ
+        return environ, read_now
+
+    def _receiving(self) -> Receiver:
+        """The request's receiver, made on first use."""
+        receiver = self._receiver
+        if receiver is None:
+            wsgi = self._wsgi
+            receiver = Receiver(self._receive, self._channel, self._body, wsgi.max_body_size)
+            self._receiver = receiver
+        return receiver
+
+    def _gone(self) -> bool:
+        """The client has gone: nothing more is sent."""
+        return self._receiver is not None and self._receiver.gone
 
     async def _relay(self, read_ahead: bool) -> None:
         """Relay the worker's items to ``send()`` until its last."""
         channel = self._channel
-        receiver = self._receiver
         if read_ahead:
-            receiver.start()  # the small body came in pieces: read the rest ahead
+            self._receiving().start()  # the small body came in pieces: read the rest ahead
         while True:
             taken = channel.take()
             while not isinstance(taken, list):
@@ -187,6 +217,7 @@ class Pump:
                         # client may be waiting for it before it sends any.
                         await self._send_chunks(chunks, final=False)
                         chunks = []
+                    receiver = self._receiving()
                     if not receiver.running and await receiver.first():
                         receiver.start()  # the rest is read ahead of the app
                 elif type(item) is Done:
@@ -198,11 +229,11 @@ class Pump:
                 else:
                     await self._send_head(item)  # type: ignore[arg-type]
             if chunks:
-                receiver.start()  # the response streams: watch for a disconnect
+                self._receiving().start()  # the response streams: watch for a disconnect
                 await self._send_chunks(chunks, final=False)
 
     async def _send_head(self, item: Start | Complete | PathSend) -> None:
-        if self._receiver.gone:
+        if self._gone():
             return
         self._started = True
         try:
@@ -214,11 +245,11 @@ class Pump:
             elif type(item) is PathSend:
                 await self._send({"type": "http.response.pathsend", "path": item.path})
         except OSError:
-            self._receiver.abort()  # a send() that fails with an OSError: the client has gone
+            self._receiving().abort()  # a send() that fails with an OSError: the client has gone
 
     async def _send_chunks(self, chunks: list[bytes], final: bool) -> None:
         """Send ``chunks``, joined into messages of up to ``chunk_size`` bytes."""
-        if self._receiver.gone:
+        if self._gone():
             return
         limit = self._wsgi.chunk_size
         try:
@@ -237,13 +268,13 @@ class Pump:
                 size += len(chunk)
             await self._send_body(b"".join(batch), not final)
         except OSError:
-            self._receiver.abort()  # a send() that fails with an OSError: the client has gone
+            self._receiving().abort()  # a send() that fails with an OSError: the client has gone
 
     async def _send_body(self, body: bytes, more: bool) -> None:
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
     async def _finish(self, error: BaseException) -> None:
-        if self._receiver.gone and _caused_by_disconnect(error):
+        if self._gone() and _caused_by_disconnect(error):
             logger.debug(
                 "The client went away from %s %r; the app ended with %r.",
                 self._scope.get("method"),
@@ -285,29 +316,6 @@ def _caused_by_disconnect(error: BaseException | None) -> bool:
         error = error.__cause__ or error.__context__
         seen += 1
     return False
-
-
-def _plain_digits(value: str) -> bool:
-    return value.isascii() and value.isdigit()
-
-
-def _small_body(environ: Environ) -> bool:
-    declared = environ.get("CONTENT_LENGTH", "")
-    return (
-        _plain_digits(declared)
-        and len(declared) <= 5
-        and int(declared) <= SMALL_BODY
-        and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
-    )
-
-
-def _is_body_empty(environ: Environ, scope: Scope) -> bool:
-    """True when HTTP/1 framing says the request has no body (RFC 9112 6.3)."""
-    return (
-        environ.get("CONTENT_LENGTH") in (None, "0")
-        and "HTTP_TRANSFER_ENCODING" not in environ
-        and scope.get("http_version", "1.1") in ("1.1", "1.0")
-    )
 
 
 def _no_body() -> tuple[bytes, bool]:

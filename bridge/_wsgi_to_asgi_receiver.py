@@ -91,8 +91,9 @@ class Receiver:
         if not more:
             self._body_complete = True
         chunk: bytes = message.get("body", b"")
-        self._received += len(chunk)
-        self._body.chunks.put((chunk, more), len(chunk))
+        size = len(chunk)
+        self._received += size
+        self._body.chunks.put((chunk, more), size)
         return more
 
     def start(self) -> None:

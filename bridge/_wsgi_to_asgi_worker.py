@@ -84,6 +84,9 @@ class NeedBody(NamedTuple):
     """The app read ``wsgi.input``: the pump receives the body."""
 
 
+_new = tuple.__new__
+"""Builds an item without a NamedTuple's own ``__new__``, a Python call, on every request."""
+
 END: Final = End()
 NEED_BODY: Final = NeedBody()
 
@@ -117,8 +120,12 @@ class RequestBody:
             ) from None
 
 
-class Worker:
-    """The WSGI side of one request, run in a pool thread (it is the pool's job)."""
+class Worker(WSGIResponse):
+    """The WSGI side of one request, run in a pool thread (it is the pool's job).
+
+    It is the response's :class:`WSGIResponse` (the rules each call is checked
+    against), and does the I/O: the app's call, and the items for the pump.
+    """
 
     __slots__ = (
         "_app",
@@ -127,7 +134,6 @@ class Worker:
         "_context",
         "_environ",
         "_limiter",
-        "_response",
         "_scope",
         "_warned",
     )
@@ -147,7 +153,7 @@ class Worker:
         self._channel = channel
         self._call_soon = call_soon
         self._limiter = limiter
-        self._response = WSGIResponse(environ["REQUEST_METHOD"])
+        super().__init__(environ["REQUEST_METHOD"])
         self._context = contextvars.copy_context()  # the ASGI task's, as asgiref does
         self._warned = False
 
@@ -160,8 +166,7 @@ class Worker:
         try:
             iterable = self._app(self._environ, self._start_response)
             kind = type(iterable)
-            response = self._response
-            if (kind is list or kind is tuple) and response.phase is HEADERS_HELD:
+            if (kind is list or kind is tuple) and self.phase is HEADERS_HELD:
                 self._complete(iterable)  # type: ignore[arg-type]  # plain sequences: no close()
             elif kind is FileWrapper and self._send_path(iterable):  # type: ignore[arg-type]
                 pass
@@ -169,7 +174,7 @@ class Worker:
                 write = self._write
                 for chunk in iterable:
                     write(chunk, True)
-                    if response.length.complete:
+                    if self.length.complete:
                         break  # PEP 3333: stop at the declared Content-Length
                 self._end()
         except BaseException as exc:
@@ -185,8 +190,8 @@ class Worker:
                     else:
                         logger.exception("The response iterable's close() raised too.")
             if error is None:
-                error = self._response.handled  # answered, and now raised to the server
-            pump_left = self._channel.finish(tuple.__new__(Done, (error,)))
+                error = self.handled  # answered, and now raised to the server
+            pump_left = self._channel.finish(_new(Done, (error,)))
             del error
             if pump_left:
                 post(self._call_soon, self._limiter.release_on_behalf_of, self)
@@ -194,28 +199,27 @@ class Worker:
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Any:
-        self._response.start(status, headers, exc_info)
+        self.start(status, headers, exc_info)
         return self._write_callable
 
     def _write_callable(self, data: bytes) -> None:
         # PEP 3333: the first write() call transmits the headers, even for b"".
-        if self._response.phase is HEADERS_HELD and type(data) is bytes and not data:
+        if self.phase is HEADERS_HELD and type(data) is bytes and not data:
             self._send_start()
         self._write(data)
 
     def _send_start(self, wake: bool = True) -> None:
-        status, headers = self._response.send_headers()
+        status, headers = self.send_headers()
         self._channel.put(Start(status, headers), wake=wake)
 
     def _write(self, data: bytes, from_iterable: bool = False) -> None:
-        response = self._response
-        data = response.chunk(data)
-        length = response.length
+        data = self.chunk(data)
+        length = self.length
         if length.dropped and not self._warned:
             self._warn_excess()
         if not data:
             return
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_start(wake=False)  # the chunk follows at once
         # The iterable's chunk that completes the declared Content-Length is the last:
         # the worker stops iterating and puts END next, which wakes the pump once for
@@ -225,41 +229,38 @@ class Worker:
         self._channel.put(Chunk(data), len(data), wake=not last)
 
     def _end(self) -> None:
-        response = self._response
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_start()
-        response.check_end()
+        self.check_end()
         self._channel.put(END)
 
     def _complete(self, parts: list[bytes] | tuple[bytes, ...]) -> None:
-        response = self._response
         try:
-            body = response.whole(parts)
+            body = self.whole(parts)
         except WSGIProtocolError:
-            if response.length.shortfall():
+            if self.length.shortfall():
                 # Send what there is, then fail, as a streamed response would.
                 body = b"".join(parts)
                 self._send_start()
                 self._channel.put(Chunk(body), len(body))
             raise
-        if response.length.dropped:
+        if self.length.dropped:
             self._warn_excess()
         # finish() follows at once (a list has no close()): one wake-up for both.
-        item = tuple.__new__(Complete, (response.status, response.headers, body))
+        item = _new(Complete, (self.status, self.headers, body))
         self._channel.put(item, wake=False)
 
     def _send_path(self, wrapper: FileWrapper) -> bool:
         extensions = self._scope.get("extensions") or {}
-        response = self._response
-        if "http.response.pathsend" not in extensions or response.phase is not HEADERS_HELD:
+        if "http.response.pathsend" not in extensions or self.phase is not HEADERS_HELD:
             return False
         path = wrapper.sendable_path()
         if path is None:
             return False
-        declared = response.length.remaining
+        declared = self.length.remaining
         if declared is not None and declared != os.path.getsize(path):
             return False
-        status, headers = response.send_headers()
+        status, headers = self.send_headers()
         self._channel.put(PathSend(status, headers, path))
         return True
 

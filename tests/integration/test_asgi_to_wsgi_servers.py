@@ -448,6 +448,23 @@ def _peak_kib(pid: int) -> int:
     raise AssertionError(f"No VmHWM for process {pid}.")
 
 
+def test_a_refused_upload_behind_100_continue_is_never_waited_for(target: Target) -> None:
+    # The client sends its head and waits. gunicorn, uWSGI and granian answer "100
+    # Continue" and call the app; the app refuses without reading, so the bridge must
+    # not read ahead of it (it would wait for a body the client never sends): the 401
+    # comes with the body never sent.
+    if target.config.server in ("waitress", "mod_wsgi"):
+        pytest.skip(f"{target.config.server} reads the whole body before it calls the app")
+    with target.raw(timeout=5.0) as http:
+        head = [("Content-Length", "10"), ("Expect", "100-continue")]
+        http.request("POST", "/refuse", head)
+        event = http.next_event()
+        while isinstance(event, h11.InformationalResponse):  # "100 Continue", or not
+            event = http.next_event()
+        assert isinstance(event, h11.Response), event
+        assert event.status_code == 401, target.server.describe()
+
+
 def test_large_upload_in_bounded_memory(target: Target, client: httpx.Client) -> None:
     def body() -> Iterator[bytes]:
         chunk = bytes(MIB)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
 from bridge import ASGIToWSGI
 
@@ -75,6 +75,12 @@ async def background_status(token: str) -> dict[str, Any]:
 @fastapi_app.get("/error")
 async def error() -> None:
     raise RuntimeError(shared.SECRET)
+
+
+@fastapi_app.post("/refuse")
+async def refuse() -> Response:
+    # Refuses without reading the body: a client that expects 100-continue never sends it.
+    return Response("no", status_code=401)
 
 
 @fastapi_app.get("/download")

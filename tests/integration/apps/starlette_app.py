@@ -72,6 +72,11 @@ async def error(request: Request) -> Response:
     raise RuntimeError(shared.SECRET)
 
 
+async def refuse(request: Request) -> Response:
+    # Refuses without reading the body: a client that expects 100-continue never sends it.
+    return PlainTextResponse("no", status_code=401)
+
+
 async def download(request: Request) -> Response:
     params = request.query_params
     return shared.download(int(params["size"]), params["token"])
@@ -93,6 +98,7 @@ starlette_app = Starlette(
         Route("/background", background, methods=["POST"]),
         Route("/background/{token}", background_status),
         Route("/error", error),
+        Route("/refuse", refuse, methods=["POST"]),
         Route("/download", download),
         Route("/file", file),
     ],

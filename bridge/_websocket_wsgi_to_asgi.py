@@ -18,7 +18,7 @@ client on the other end of it:
    ``gunicorn.socket``, so the libraries behave as under gunicorn: they run the
    connection in the app's call, then raise ``StopIteration`` to say they took it
    over. The bridge's end is non-blocking and driven by the event loop, which
-   never blocks (:mod:`bridge._websocket_io`: the loop's transport on asyncio and
+   never blocks (:mod:`bridge._websocket_w2a_io`: the loop's transport on asyncio and
    uvloop, ``anyio.wait_readable``/``wait_writable`` on trio). The app runs in a
    thread of its own (:class:`AppCall`).
 3. ``HANDSHAKE``: h11 reads the app's answer from the socket. A valid 101 becomes
@@ -28,7 +28,7 @@ client on the other end of it:
    with 403. A response the app gives through ``start_response`` is written on the
    socket by its thread, so both arrive the same way. An app that ends without
    either, or with an exception, is denied with 500.
-4. ``OPEN`` (:mod:`bridge._websocket_relay`): wsproto, as the client, decodes the
+4. ``OPEN`` (:mod:`bridge._websocket_w2a_relay`): wsproto, as the client, decodes the
    app's frames into ``websocket.send`` (a fragmented message is joined, up to
    ``max_message_size``, else the connection closes with 1009), each
    ``websocket.receive`` becomes a masked frame for the app, and the app's pings
@@ -60,10 +60,10 @@ import anyio
 
 from ._environ import build_websocket_environ
 from ._loop import current_loop, post
-from ._websocket_app import AppCall, no_body
-from ._websocket_io import LoopEnd, open_end
-from ._websocket_relay import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, TRANSITIONS, Phase, Relay
-from ._websocket_wire import Denied, HandshakeReader
+from ._websocket_w2a_app import AppCall, no_body
+from ._websocket_w2a_io import LoopEnd, open_end
+from ._websocket_w2a_relay import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, TRANSITIONS, Phase, Relay
+from ._websocket_w2a_wire import Denied, HandshakeReader
 from ._wsgi_input import WSGIInput
 from .exceptions import BadRequest, ClientDisconnected, WSGIProtocolError
 from .types import Message as ASGIMessage

@@ -339,7 +339,7 @@ async def test_garbage_from_the_app_fails_the_connection(garbage: bytes, app_cod
 def test_a_data_frame_is_one_whole_masked_message(message: str | bytes) -> None:
     from wsproto.connection import Connection, ConnectionType
 
-    from bridge._websocket_wire import data_frame
+    from bridge._websocket_w2a_wire import data_frame
 
     frame = data_frame(message)
     assert frame[1] & 0x80, "the client's frames are masked"

@@ -3,7 +3,7 @@
 Shared by the WebSocket modules: the app's answer to the upgrade request read with
 h11 (:class:`HandshakeReader`), the client's data frames (:func:`data_frame`), and
 the head of a plain WSGI response written the way a WSGI server writes it
-(:func:`response_head`). The I/O on the socket is :mod:`bridge._websocket_io`'s.
+(:func:`response_head`). The I/O on the socket is :mod:`bridge._websocket_w2a_io`'s.
 """
 
 from __future__ import annotations

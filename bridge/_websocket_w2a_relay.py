@@ -20,8 +20,8 @@ from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Event, Message, Ping
 
-from ._websocket_io import LoopEnd
-from ._websocket_wire import data_frame
+from ._websocket_w2a_io import LoopEnd
+from ._websocket_w2a_wire import data_frame
 from .exceptions import WSGIProtocolError
 from .types import Message as ASGIMessage
 from .types import Receive, Scope

@@ -19,7 +19,7 @@ from typing import Protocol, cast
 
 import anyio
 
-from ._websocket_wire import RECEIVE_SIZE, shut
+from ._websocket_w2a_wire import RECEIVE_SIZE, shut
 
 WRITE_HIGH_WATER = 65536
 """Bytes of earlier frames the asyncio transport may hold before a write waits."""

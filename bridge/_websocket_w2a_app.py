@@ -21,7 +21,7 @@ import anyio
 from ._headers import encode_headers, parse_status
 from ._loop import CallSoon, post
 from ._threads import wake_without_preempting
-from ._websocket_wire import response_head, shut
+from ._websocket_w2a_wire import response_head, shut
 from .exceptions import ClientDisconnected, WSGIProtocolError
 from .types import Environ, ExcInfo, WSGIApp
 

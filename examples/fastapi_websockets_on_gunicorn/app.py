@@ -12,8 +12,9 @@ expect open at once plus your HTTP traffic. Open two shells and chat::
     python -m websockets ws://127.0.0.1:8000/chat/bob
 
 Everything said in the room goes to everyone in it; ``/who`` (plain HTTP) lists who
-is there. The room lives in the lifespan state, so each worker process has its own:
-run one worker, or put the room in Redis.
+is there, and ``/`` is a page that joins the room as "browser" from a browser. The
+room lives in the lifespan state, so each worker process has its own: run one
+worker, or put the room in Redis.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
 
 from bridge import ASGIToWSGI
 
@@ -45,6 +47,44 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Room]]:
 
 
 app = FastAPI(lifespan=lifespan)
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>FastAPI WebSocket under a WSGI server</title></head>
+<body>
+<h1>FastAPI WebSocket under a WSGI server</h1>
+<p>WebSocket: <span id="status">connecting</span></p>
+<form id="say"><input name="text" autocomplete="off"><button type="submit">Send</button></form>
+<ol id="log"></ol>
+<script>
+const log = document.querySelector("#log");
+const status = document.querySelector("#status");
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const socket = new WebSocket(scheme + location.host + "/chat/browser");
+socket.onopen = () => { status.textContent = "open"; };
+socket.onclose = () => { status.textContent = "closed"; };
+socket.onmessage = (event) => {
+  const line = document.createElement("li");
+  line.textContent = event.data;
+  log.append(line);
+};
+document.querySelector("#say").onsubmit = (event) => {
+  event.preventDefault();
+  const text = event.target.elements.text;
+  socket.send(text.value);
+  text.value = "";
+};
+</script>
+</body>
+</html>
+"""
+
+
+@app.get("/", response_class=HTMLResponse)
+async def index() -> str:
+    """A page that joins the room from the browser and shows what is said there."""
+    return PAGE
 
 
 @app.get("/who")

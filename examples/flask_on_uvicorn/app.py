@@ -8,7 +8,8 @@ Run it::
 Try ``curl -N http://127.0.0.1:8000/stream`` (a line every 100 ms),
 ``curl -F file=@README.md http://127.0.0.1:8000/upload``, ``/visits`` (a session
 counter, kept in a signed cookie), and the flask-sock WebSocket ``/chat``, which
-answers each message with its number: ``python -m websockets ws://127.0.0.1:8000/chat``.
+answers each message with its number: ``python -m websockets ws://127.0.0.1:8000/chat``,
+or in a browser at ``/talk``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,44 @@ def upload() -> Response:
 def visits() -> Response:
     session["visits"] = session.get("visits", 0) + 1
     return jsonify(visits=session["visits"])
+
+
+TALK_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Flask WebSocket, through bridge</title></head>
+<body>
+<h1>Flask WebSocket, through bridge</h1>
+<p>WebSocket: <span id="status">connecting</span></p>
+<form id="say"><input name="text" autocomplete="off"><button type="submit">Send</button></form>
+<ol id="log"></ol>
+<script>
+const log = document.querySelector("#log");
+const status = document.querySelector("#status");
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const socket = new WebSocket(scheme + location.host + "/chat");
+socket.onopen = () => { status.textContent = "open"; };
+socket.onclose = () => { status.textContent = "closed"; };
+socket.onmessage = (event) => {
+  const line = document.createElement("li");
+  line.textContent = event.data;
+  log.append(line);
+};
+document.querySelector("#say").onsubmit = (event) => {
+  event.preventDefault();
+  const text = event.target.elements.text;
+  socket.send(text.value);
+  text.value = "";
+};
+</script>
+</body>
+</html>
+"""
+
+
+@app.get("/talk")
+def talk() -> Response:
+    """A page that opens ``/chat`` from the browser and shows what comes back."""
+    return Response(TALK_PAGE, mimetype="text/html")
 
 
 def chat(ws: Any) -> None:

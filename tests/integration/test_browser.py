@@ -1,7 +1,10 @@
-"""The Django migration example's home page in headless Chromium, driven by Playwright.
+"""Example pages in headless Chromium, driven by Playwright.
 
-The legacy page (a Django template) lists the notes it fetches from the new API and
-shows a note created afterwards through its live updates, without a reload.
+The Django migration example's legacy page (a Django template) lists the notes it
+fetches from the new API and shows a note created afterwards through its live
+updates, without a reload. The WebSocket examples' pages talk over a WebSocket
+through the bridge, both ways: a Flask app's flask-sock route under uvicorn, and a
+FastAPI app's websocket route under gunicorn.
 
 Installs nothing: skipped unless Debian's Chromium is at ``/usr/bin/chromium`` and
 the ``playwright`` package is importable (``apt-get install chromium`` and
@@ -120,3 +123,54 @@ def test_home_page_lists_notes_and_shows_new_ones_live(serve: Serve, tmp_path: P
 
         texts = [note["text"] for note in api.get("/notes").json()]
         assert texts[-1] == "typed into the legacy page"
+
+
+@pytest.mark.parametrize(
+    ("server", "app", "extra_args", "page", "expected"),
+    [
+        pytest.param(
+            "uvicorn",
+            "examples.flask_on_uvicorn.app:asgi_app",
+            (),
+            "/talk",
+            "1: hello from the browser",
+            id="flask-sock-under-uvicorn",
+        ),
+        pytest.param(
+            "gunicorn",
+            "examples.fastapi_websockets_on_gunicorn.app:wsgi_app",
+            ("--worker-class", "gthread", "--threads", "4"),
+            "/",
+            "browser: hello from the browser",
+            id="fastapi-under-gunicorn",
+        ),
+    ],
+)
+def test_a_page_talks_over_a_websocket_through_the_bridge(
+    serve: Serve,
+    server: str,
+    app: str,
+    extra_args: tuple[str, ...],
+    page: str,
+    expected: str,
+) -> None:
+    from playwright.sync_api import sync_playwright  # type: ignore[import-not-found, unused-ignore]
+
+    with serve(server, app, extra_args=extra_args) as running, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+        )
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            tab.goto(f"{running.url}{page}")
+            tab.wait_for_selector('#status:has-text("open")')
+            tab.fill("#say input[name=text]", "hello from the browser")
+            tab.click("#say button[type=submit]")
+            tab.wait_for_selector(f'#log li:has-text("{expected}")')
+            assert expected in tab.locator("#log li").all_inner_texts()
+            assert errors == []
+        finally:
+            browser.close()

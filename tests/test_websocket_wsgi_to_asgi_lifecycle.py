@@ -39,29 +39,6 @@ from .wsgi_apps import wait_until
 
 pytestmark = pytest.mark.anyio
 
-try:
-    import uvloop  # noqa: F401
-
-    HAVE_UVLOOP = True
-except ImportError:  # pragma: no cover - uvloop is not built for every platform
-    HAVE_UVLOOP = False
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("asyncio", id="asyncio"),
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed"),
-        ),
-        pytest.param("trio", id="trio"),
-    ],
-    scope="module",
-)
-def anyio_backend(request: pytest.FixtureRequest) -> object:
-    return request.param
-
 
 # The handshake: accept, denials, errors.
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import pytest
 from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import Event
@@ -283,3 +284,28 @@ async def no_leaks() -> AsyncIterator[None]:
         raise AssertionError(
             f"Left behind: threads {sorted(t.name for t in left_threads)}, fds {left_fds}"
         ) from None
+
+
+try:
+    import uvloop  # noqa: F401
+
+    HAVE_UVLOOP = True
+except ImportError:  # pragma: no cover - uvloop is not built for every platform
+    HAVE_UVLOOP = False
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(
+            ("asyncio", {"use_uvloop": True}),
+            id="uvloop",
+            marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed"),
+        ),
+        pytest.param("trio", id="trio"),
+    ],
+    scope="module",
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Every test of a relay runs on asyncio, uvloop and trio."""
+    return request.param

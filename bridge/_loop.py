@@ -83,6 +83,18 @@ def post(call_soon: CallSoon, fn: Callable[..., object], *args: object) -> None:
         pass
 
 
+try:
+    from sniffio import current_async_library_cvar as _sniffio_library
+except ImportError:  # pragma: no cover - anyio runs without sniffio too
+    _sniffio_library = None  # type: ignore[assignment]
+
+
+def _name_the_loop(library: str | None) -> None:
+    """In the current context, name the running event loop as anyio reads it (sniffio)."""
+    if _sniffio_library is not None and _sniffio_library.get() != library:
+        _sniffio_library.set(library)
+
+
 def uvloop_installed() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
@@ -126,11 +138,11 @@ class LoopThread:
         self._finished = threading.Event()
         self._startup_error: BaseException | None = None
         self.call_soon: CallSoon
-        self._context: contextvars.Context
+        self._library: str | None = None  # the event loop's name, as sniffio says it
         self.cancelled: type[BaseException]
         """The backend's cancellation exception."""
         self._stop: anyio.Event
-        self._pending: collections.deque[Job] = collections.deque()
+        self._pending: collections.deque[tuple[Job, contextvars.Context]] = collections.deque()
         self._spawn_wanted: anyio.Event
         # asyncio only: the loop, and the tasks started on it directly.
         self.asyncio_loop: asyncio.AbstractEventLoop | None = None
@@ -153,18 +165,19 @@ class LoopThread:
             raise RuntimeError("The ASGI event loop failed to start.") from self._startup_error
 
     def spawn(self, job: Job) -> None:
-        """Run ``job`` as a task on the loop; safe from any thread."""
+        """Run ``job`` as a task on the loop; safe from any thread.
+
+        The task runs in a copy of the calling thread's context, as code called by a WSGI
+        server does natively (what a WSGI middleware set, an OpenTelemetry span or a
+        Flask app context, reaches the app), save for the variable that names the event
+        loop running (sniffio's): the caller may run under another loop.
+        """
         if self.asyncio_loop is not None:
-            # asyncio can start a task from a callback: no spawner hop, no task group.
-            # The callback runs in the loop's own context, not the posting thread's (which
-            # call_soon_threadsafe would copy): that thread may run under another event
-            # loop's context (sniffio's), and the task copies the callback's.
-            try:
-                self.call_soon(self._create_task, job, context=self._context)
-            except RuntimeError:
-                pass  # the loop has closed: the process is exiting
+            # asyncio can start a task from a callback (which runs in a copy of the
+            # caller's context): no spawner hop, no task group.
+            post(self.call_soon, self._create_task, job)
             return
-        self._pending.append(job)
+        self._pending.append((job, contextvars.copy_context()))
         post(self.call_soon, self._wake_spawner)
 
     def stop(self, timeout: float) -> None:
@@ -177,6 +190,7 @@ class LoopThread:
 
     def _create_task(self, job: Job) -> None:
         assert self.asyncio_loop is not None
+        _name_the_loop(self._library)
         task = job.task = self.asyncio_loop.create_task(job.run())
         self.tasks.add(task)
 
@@ -190,7 +204,12 @@ class LoopThread:
             await self._spawn_wanted.wait()
             self._spawn_wanted = anyio.Event()
             while pending:
-                task_group.start_soon(pending.popleft().run)
+                job, context = pending.popleft()
+                context.run(self._start_soon, task_group, job)
+
+    def _start_soon(self, task_group: anyio.abc.TaskGroup, job: Job) -> None:
+        _name_the_loop(self._library)
+        task_group.start_soon(job.run)  # in a copy of the current context: the caller's
 
     def _run(self) -> None:
         wake_without_preempting()
@@ -205,7 +224,7 @@ class LoopThread:
 
     async def _main(self) -> None:
         self.call_soon = current_loop()[0]
-        self._context = contextvars.copy_context()
+        self._library = None if _sniffio_library is None else _sniffio_library.get()
         self.cancelled = anyio.get_cancelled_exc_class()
         native = current_token().native_token
         if isinstance(native, asyncio.AbstractEventLoop):

@@ -9,6 +9,7 @@ ASGI app under an ASGI server would).
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import anyio.lowlevel
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -567,3 +569,35 @@ def test_a_path_info_without_its_slash_is_not_glued_to_script_name(
     assert b"".join(result) == b""
     result.close()
     assert seen == [(script_name, path)]
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_what_a_wsgi_middleware_sets_in_the_context_reaches_the_app(
+    make_adapter: AdapterFactory, backend: str
+) -> None:
+    # As natively under a WSGI server, where the app runs in the server's thread: a
+    # tracing span or a request id set around the app is the app's. The app's task
+    # still knows which event loop runs it (anyio works there).
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append((REQUEST_ID.get(), anyio.get_current_task().name or ""))
+        await asgi_apps.respond(send, b"")
+
+    adapter = make_adapter(app, lifespan="off", backend=backend)
+
+    def middleware(environ: Environ, start_response: StartResponse) -> Any:
+        token = REQUEST_ID.set(environ["PATH_INFO"])
+        try:
+            return adapter(environ, start_response)
+        finally:
+            REQUEST_ID.reset(token)
+
+    for path in ("/one", "/two"):
+        run_wsgi(middleware, make_environ(path))  # type: ignore[arg-type]
+    assert [request_id for request_id, _ in seen] == ["/one", "/two"]
+    assert REQUEST_ID.get() == "unset"

@@ -14,6 +14,7 @@ How a request crosses, in three modules:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 from asgiref.compatibility import guarantee_single_callable
@@ -26,6 +27,19 @@ from .exceptions import LifespanFailed
 from .types import ASGIApp, Environ, StartResponse
 
 AfterResponse = Literal["wait", "detach"]
+
+
+def as_asgi3(app: Any) -> ASGIApp:
+    """``app`` as an ASGI 3 callable.
+
+    A class whose instances are awaitable (Starlette's ``HTTPEndpoint`` and
+    ``WebSocketEndpoint``) is ASGI 3 as it is: ``await cls(scope, receive, send)``, as
+    Starlette's own router and test client call it. Any other class, or a callable
+    returning a coroutine function, is an ASGI 2 double callable, adapted.
+    """
+    if inspect.isclass(app) and hasattr(app, "__await__"):
+        return app  # type: ignore[return-value]
+    return guarantee_single_callable(app)  # type: ignore[no-any-return,no-untyped-call]
 
 
 class ASGIToWSGI:
@@ -94,7 +108,7 @@ class ASGIToWSGI:
             raise ValueError(f"Expected 'websocket_max_size' >= 1, but got {websocket_max_size}.")
         if max_body_size is not None and max_body_size < 0:
             raise ValueError(f"Expected 'max_body_size' >= 0 or None, but got {max_body_size}.")
-        self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
+        self.app: ASGIApp = as_asgi3(app)
         self.backend = backend
         if backend_options is None and backend == "asyncio" and uvloop_installed():
             # As uvicorn's --loop auto: uvloop's C event loop costs less per request.

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
 from typing import Final, NamedTuple
 
 import anyio
@@ -310,8 +309,9 @@ class AppTask:
         head = self._head
         assert head is not None
         self._head = None
-        # As the app would open it: a relative path is relative to the working directory.
-        self._outbox.put(File(head.status, head.headers, os.path.abspath(path)))
+        # The WSGI thread opens it, as the app would: a relative path is relative to the
+        # working directory (no file system call on the loop).
+        self._outbox.put(File(head.status, head.headers, path))
         self._settle()
 
 

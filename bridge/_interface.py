@@ -5,9 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Literal
 
-from asgiref.compatibility import guarantee_single_callable
-
-from ._asgi_to_wsgi import ASGIToWSGI
+from ._asgi_to_wsgi import ASGIToWSGI, as_asgi3
 from ._importer import import_from_string
 from ._wsgi_to_asgi import WSGIToASGI
 from .types import ASGIApp, WSGIApp
@@ -49,7 +47,10 @@ def detect_interface(app: object) -> Interface:
         raise TypeError(f"Expected a WSGI or ASGI application, but got {app!r}, not callable.")
     if inspect.isclass(app):
         # Instantiated per request: with (scope) for ASGI 2, (environ, start_response)
-        # for a WSGI app class (PEP 3333 allows both).
+        # for a WSGI app class (PEP 3333 allows both), (scope, receive, send) and then
+        # awaited for ASGI 3 (Starlette's endpoints).
+        if hasattr(app, "__await__"):
+            return "asgi3"
         return "wsgi" if _positional_count(app) == 2 else "asgi2"
     call = app if inspect.isroutine(app) else type(app).__call__
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
@@ -95,7 +96,7 @@ def to_asgi(app: Any, *, interface: Interface | None = None, **options: Any) -> 
     if kind == "asgi3":
         return app  # type: ignore[no-any-return]
     if kind == "asgi2":
-        return guarantee_single_callable(app)  # type: ignore[no-any-return,no-untyped-call]
+        return as_asgi3(app)
     return WSGIToASGI(app, **options)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +12,9 @@ import flask
 import httpx
 import pytest
 import starlette.applications
+import starlette.endpoints
+import starlette.requests
+import starlette.responses
 
 from bridge import (
     AppLoadError,
@@ -56,6 +60,34 @@ class _SyncASGIObject:
         return _asgi(scope, receive, send)
 
 
+class _Endpoint(starlette.endpoints.HTTPEndpoint):
+    """An ASGI 3 class: instantiated with (scope, receive, send), then awaited."""
+
+    async def get(self, request: starlette.requests.Request) -> starlette.responses.Response:
+        return starlette.responses.PlainTextResponse("an endpoint")
+
+
+def test_an_awaitable_class_is_served_as_asgi3() -> None:
+    adapter = ASGIToWSGI(_Endpoint, lifespan="off")
+    try:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http",
+        }
+        result = adapter(environ, lambda *args: lambda data: None)
+        try:
+            assert b"".join(result) == b"an endpoint"
+        finally:
+            result.close()
+    finally:
+        adapter.close()
+
+
 @pytest.mark.parametrize(
     ("app", "expected"),
     [
@@ -73,6 +105,7 @@ class _SyncASGIObject:
         pytest.param(_SyncASGIObject(), "asgi3", id="asgi3-sync-call"),
         pytest.param(starlette.applications.Starlette(), "asgi3", id="starlette"),
         pytest.param(apps.ASGI2App, "asgi2", id="asgi2-class"),
+        pytest.param(_Endpoint, "asgi3", id="awaitable-class"),
         pytest.param(functools.partial(_asgi), "asgi3", id="partial-of-async"),
         pytest.param(WSGIToASGI(_wsgi), "asgi3", id="WSGIToASGI"),
         pytest.param(ASGIToWSGI(_asgi), "wsgi", id="ASGIToWSGI"),

@@ -124,6 +124,11 @@ class Relay:
         self._call_soon = call_soon
         self._session = Session(handshake, limits, self)
 
+    @property
+    def app_error(self) -> BaseException | None:
+        """The app's exception after the handshake, once the connection is closed."""
+        return self._session.app_error
+
     def run(self) -> BaseException | None:
         """Relay until the connection is over.
 

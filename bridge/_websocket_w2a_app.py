@@ -96,9 +96,22 @@ class AppCall:
                 self._finished = True
                 abandoned = self._abandoned
             if abandoned:
+                self._report_late()
                 self._cleanup()
             else:
                 post(self._call_soon, self.done.set)
+
+    def _report_late(self) -> None:
+        """Log what the call raised after the loop stopped waiting: no one else can."""
+        error = self.error
+        if error is None or isinstance(error, ClientDisconnected):
+            return
+        if isinstance(error, (StopIteration, ConnectionError)):
+            return  # a library's word that it took the connection over, or the socket shut
+        logger.error(
+            "Exception in the WSGI app after its WebSocket session was cancelled.",
+            exc_info=error,
+        )
 
     def _call(self) -> None:
         iterable: Iterable[bytes] | None = None

@@ -237,6 +237,33 @@ async def test_a_cancelled_call_ends_the_app_and_releases_its_token() -> None:
         )
 
 
+
+async def test_an_exception_after_a_cancelled_call_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No one awaits the call once the server cancelled it: the app's thread says it.
+    def body(peer: RawPeer) -> None:
+        peer.handshake()
+        try:
+            peer.next_event()
+        except (EOFError, OSError):
+            pass
+        raise LookupError("after the cancel")
+
+    adapter = WSGIToASGI(raw_app(body))
+    server = FakeServer()
+    async with no_leaks():
+        async with anyio.create_task_group() as task_group:
+            scope = await start_cancellable(task_group, adapter, server)
+            await server.accepted()
+            scope.cancel()
+        await wait_until(
+            lambda: adapter.websocket_limiter.borrowed_tokens == 0, "the token to come back"
+        )
+    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], LookupError)]
+    assert [r.levelno for r in logged] == [logging.ERROR]
+
+
 # Limits and back-pressure.
 
 

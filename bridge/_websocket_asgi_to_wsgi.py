@@ -27,9 +27,9 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
-from ._environ import build_websocket_scope, wants_websocket, websocket_handshake_problem
 from ._headers import status_line
 from ._websocket_a2w_limits import Limits
+from ._websocket_environ import build_websocket_scope, wants_websocket, websocket_handshake_problem
 from .exceptions import BadRequest, BridgeError
 from .types import ASGIApp, Environ, StartResponse
 

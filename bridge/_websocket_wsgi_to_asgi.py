@@ -58,8 +58,8 @@ from typing import Protocol
 
 import anyio
 
-from ._environ import build_websocket_environ
 from ._loop import current_loop, post
+from ._websocket_environ import build_websocket_environ
 from ._websocket_w2a_app import AppCall, no_body
 from ._websocket_w2a_io import LoopEnd, open_end
 from ._websocket_w2a_relay import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, TRANSITIONS, Phase, Relay

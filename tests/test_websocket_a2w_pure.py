@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from bridge import ASGIProtocolError, ClientDisconnected
-from bridge._environ import build_websocket_scope, wants_websocket, websocket_handshake_problem
 from bridge._websocket_a2w_phase import (
     ACCEPT,
     CLOSE,
@@ -22,6 +21,11 @@ from bridge._websocket_a2w_phase import (
     Phase,
     check,
     sendable_close_code,
+)
+from bridge._websocket_environ import (
+    build_websocket_scope,
+    wants_websocket,
+    websocket_handshake_problem,
 )
 
 from .asgi_apps import make_environ

@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from bridge import BadRequest
-from bridge._environ import build_environ, build_websocket_environ
+from bridge._environ import build_environ
+from bridge._websocket_environ import build_websocket_environ
 from bridge.types import Scope
 
 from .websocket_harness import websocket_scope

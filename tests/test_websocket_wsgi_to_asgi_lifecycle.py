@@ -237,7 +237,6 @@ async def test_a_cancelled_call_ends_the_app_and_releases_its_token() -> None:
         )
 
 
-
 async def test_an_exception_after_a_cancelled_call_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -105,7 +105,9 @@ class Pump:
         channel: ToLoop[Item] = ToLoop(call_soon, loop, wsgi.high_water)
         self._channel = channel
         try:
-            environ, read_now = self._environ(call_soon, loop)
+            environ, self._body, read_now = request_environ(
+                wsgi, self._scope, channel, call_soon, loop
+            )
         except BadRequest as exc:
             logger.info("Refused a request to %r: %s", self._scope.get("path"), exc)
             await send_plain(self._send, exc.status_hint, str(exc))
@@ -138,48 +140,6 @@ class Pump:
         finally:
             if channel.leave():
                 limiter.release_on_behalf_of(worker)
-
-    def _environ(
-        self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None
-    ) -> tuple[Environ, bool]:
-        """The environ, and whether to receive the body now, before the app starts."""
-        wsgi = self._wsgi
-        environ = build_environ(
-            self._scope,
-            keep_underscore_headers=wsgi.keep_underscore_headers,
-            max_duplicate_headers=wsgi.max_duplicate_headers,
-        )
-        limit = wsgi.max_body_size
-        declared = environ.get("CONTENT_LENGTH", "")
-        length = int(declared) if declared.isascii() and declared.isdigit() else None
-        if limit is not None and length is not None and length > limit:
-            raise BodyTooLarge(limit)
-        read_now = False
-        if (
-            (declared == "0" or "CONTENT_LENGTH" not in environ)
-            and "HTTP_TRANSFER_ENCODING" not in environ
-            and self._scope.get("http_version", "1.1") in _HTTP_1
-        ):
-            # HTTP/1 framing says there is no body (RFC 9112 6.3).
-            body = WSGIInput(_no_body, more=False)
-        else:
-            # wsgi.input reads from RequestBody, not from the pump: the pump holds the
-            # environ, and a reference back would be a cycle for the GC per request.
-            chunks: ToThread[tuple[bytes, bool]] = ToThread(call_soon, loop, wsgi.high_water)
-            self._body = RequestBody(self._channel, chunks)
-            body = WSGIInput(self._body.fetch, limit=limit)
-            # A small declared body follows the headers at once (waitress even waits
-            # for every body before it calls the app): take it before the app starts,
-            # holding no thread yet, so the app's read needs no hop to the loop and back.
-            # A client that expects 100-continue waits until the app reads, as natively.
-            read_now = (
-                length is not None
-                and length <= SMALL_BODY
-                and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
-            )
-        environ["wsgi.input"] = body
-        environ["wsgi.file_wrapper"] = FileWrapper
-        return environ, read_now
 
     def _receiving(self) -> Receiver:
         """The request's receiver, made on first use."""
@@ -288,6 +248,58 @@ class Pump:
             await send_plain(self._send, error.status_hint, str(error))
             return
         raise error
+
+
+def request_environ(
+    wsgi: WSGIToASGI,
+    scope: Scope,
+    channel: ToLoop[Item],
+    call_soon: CallSoon,
+    loop: asyncio.AbstractEventLoop | None,
+) -> tuple[Environ, RequestBody | None, bool]:
+    """The request's environ, its body's source (None: no body), and whether to
+    receive the body now, before the app starts.
+
+    :raises BadRequest: as :func:`bridge._environ.build_environ`, or the body's
+        declared length over ``max_body_size`` (:class:`BodyTooLarge`).
+    """
+    environ = build_environ(
+        scope,
+        keep_underscore_headers=wsgi.keep_underscore_headers,
+        max_duplicate_headers=wsgi.max_duplicate_headers,
+    )
+    limit = wsgi.max_body_size
+    declared = environ.get("CONTENT_LENGTH", "")
+    length = int(declared) if declared.isascii() and declared.isdigit() else None
+    if limit is not None and length is not None and length > limit:
+        raise BodyTooLarge(limit)
+    source: RequestBody | None = None
+    read_now = False
+    if (
+        (declared == "0" or "CONTENT_LENGTH" not in environ)
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and scope.get("http_version", "1.1") in _HTTP_1
+    ):
+        # HTTP/1 framing says there is no body (RFC 9112 6.3).
+        body = WSGIInput(_no_body, more=False)
+    else:
+        # wsgi.input reads from RequestBody, not from the pump: the pump holds the
+        # environ, and a reference back would be a cycle for the GC per request.
+        chunks: ToThread[tuple[bytes, bool]] = ToThread(call_soon, loop, wsgi.high_water)
+        source = RequestBody(channel, chunks)
+        body = WSGIInput(source.fetch, limit=limit)
+        # A small declared body follows the headers at once (waitress even waits
+        # for every body before it calls the app): take it before the app starts,
+        # holding no thread yet, so the app's read needs no hop to the loop and back.
+        # A client that expects 100-continue waits until the app reads, as natively.
+        read_now = (
+            length is not None
+            and length <= SMALL_BODY
+            and environ.get("HTTP_EXPECT", "").lower() != "100-continue"
+        )
+    environ["wsgi.input"] = body
+    environ["wsgi.file_wrapper"] = FileWrapper
+    return environ, source, read_now
 
 
 async def send_plain(send: Send, status: int, text: str) -> None:

@@ -207,11 +207,7 @@ class WSGICall:
                 self._state = _DONE
                 if item.error is not None:
                     if drops_close_errors(self._environ):
-                        logger.error(
-                            "Exception in the ASGI app after its response to %s.",
-                            self._environ.get("PATH_INFO"),
-                            exc_info=item.error,
-                        )
+                        self._log_late(item.error)
                     raise item.error
                 return
             # The app's last body messages after the declared length: nothing to send.
@@ -222,11 +218,11 @@ class WSGICall:
         self._outbox.leave()
         while (item := self._outbox.get_nowait()) is not None:
             if type(item) is Ended and item.error is not None:
-                logger.error(
-                    "Exception in the ASGI app after its response to %s.",
-                    self._environ.get("PATH_INFO"),
-                    exc_info=item.error,
-                )
+                self._log_late(item.error)
+
+    def _log_late(self, error: BaseException) -> None:
+        path = self._environ.get("PATH_INFO")
+        logger.error("Exception in the ASGI app after its response to %s.", path, exc_info=error)
 
     def _next_item(self, deadline: float | None = None) -> Start | Body | File | Ended:
         """The next item from the app's task, serving its body reads meanwhile."""

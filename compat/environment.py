@@ -11,6 +11,7 @@ Everything lives in the cache directory (``.compat/`` by default, git-ignored):
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import re
@@ -22,8 +23,6 @@ import venv
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .suites import EXCLUDED_TEST_DEPS, RUNNER_DEPS, Suite
 
@@ -136,6 +135,8 @@ def test_requirements(suite: Suite, root: Path, pins: Mapping[str, str]) -> list
     Any of the frameworks under test is replaced by its pin (``pins``: normalized
     name to pinned requirement); tools listed in ``EXCLUDED_TEST_DEPS`` are left out.
     """
+    # tomllib is Python 3.11+, and the project's types are checked for 3.10.
+    tomllib: Any = importlib.import_module("tomllib")
     with open(root / "pyproject.toml", "rb") as file:
         groups = tomllib.load(file).get("dependency-groups", {})
     requirements: list[str] = []

@@ -270,10 +270,7 @@ class AppTask:
         if type(meaning) is Body:
             await self._send_body(meaning)
         elif type(meaning) is Head:
-            self._head = meaning
-            if meaning.length is not None:
-                method = self._scope["method"]
-                self._length = DeclaredLength(meaning.length, method=method, status=meaning.code)
+            self._head = meaning  # its declared length is enforced from the first body on
         elif type(meaning) is PathSend:
             self._send_file(meaning.path)
         else:
@@ -281,7 +278,17 @@ class AppTask:
 
     async def _send_body(self, body: Body) -> None:
         length = self._length
-        fitted = body if length is None else fit_to_length(length, body, self._head is None)
+        head = self._head
+        if length is not None:
+            fitted = fit_to_length(length, body, head is None)
+        elif head is None or head.length is None:
+            fitted = body  # no length declared
+        elif not body.more and len(body.data) == head.length:
+            fitted = body  # the whole declared body in one message: nothing to count
+        else:
+            method = self._scope["method"]
+            length = self._length = DeclaredLength(head.length, method=method, status=head.code)
+            fitted = fit_to_length(length, body, False)
         if not body.more and self._settled is not None:
             self._settled.set()
         if fitted is None:
@@ -289,7 +296,6 @@ class AppTask:
         data, more = fitted
         if more and not data:
             return
-        head = self._head
         if head is not None:
             self._head = None
             item: Start | Body = tuple.__new__(Start, (head.status, head.headers, data, more))

@@ -63,11 +63,15 @@ class _WorkerPool:
                 self._jobs.put(job)
                 return
             self._threads += 1
-        thread = threading.Thread(target=self._work, args=(job,), name="bridge-worker", daemon=True)
+        # The first job goes in a box the thread empties: a Thread keeps its args for
+        # its whole life, and the job (a request, its environ, its error) must not.
+        box = [job]
+        thread = threading.Thread(target=self._work, args=(box,), name="bridge-worker", daemon=True)
         thread.start()
 
-    def _work(self, job: Callable[[], object] | None) -> None:
+    def _work(self, box: list[Callable[[], object]]) -> None:
         wake_without_preempting()
+        job: Callable[[], object] | None = box.pop()
         jobs = self._jobs
         while True:
             if job is not None:

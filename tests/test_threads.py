@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import cast
 
@@ -110,3 +113,27 @@ def test_the_asgi_loop_thread_runs_under_batch_and_the_wsgi_thread_does_not(
         assert os.sched_getscheduler(0) == before
     finally:
         adapter.close()
+
+
+def test_an_idle_pool_thread_holds_no_job_it_ran() -> None:
+    # A request's objects (its environ, its error and traceback) go when it ends, not
+    # when the thread that ran it does.
+    class Job:
+        def __init__(self) -> None:
+            self.ran = threading.Event()
+
+        def __call__(self) -> None:
+            self.ran.set()
+
+    pool = _WorkerPool()
+    job = Job()
+    ran = job.ran
+    gone = weakref.ref(job)
+    pool.submit(job)
+    del job
+    assert ran.wait(TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while gone() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)  # the thread drops its reference right after the call
+    assert gone() is None

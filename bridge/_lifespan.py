@@ -157,9 +157,11 @@ class Lifespan:
             logger.error("ASGI lifespan shutdown failed: %s", message.get("message", ""))
             self._shutdown_done.set()
         elif self._phase is _Phase.STARTING and not str(kind).startswith("lifespan."):
-            # An app written for http only answered the lifespan scope as a request:
-            # it does not speak lifespan, and waits for a message that never comes.
+            # An app written for http only answered the lifespan scope as a request: it
+            # does not speak lifespan. Stop it here, before it reads a one-shot body,
+            # and cancel it in case it waits for a message that never comes.
             self._not_lifespan(repr(kind))
+            raise ASGIProtocolError(f"{kind!r} is no lifespan message; lifespan is off.")
         else:
             raise ASGIProtocolError(f"Unexpected ASGI message {kind!r} in the lifespan protocol.")
 

@@ -483,6 +483,24 @@ def test_an_http_only_app_is_served_at_once_in_auto_mode(
     assert len(warnings) == 1 and "lifespan" in warnings[0]
 
 
+def test_an_http_only_app_with_a_one_shot_body_keeps_it_for_the_request(
+    make_adapter: AdapterFactory,
+) -> None:
+    # Starlette's StreamingResponse used as the app itself: it answers the lifespan
+    # scope too, and its iterator can be read once. The lifespan's send() refuses the
+    # first message that is not lifespan's, before the app reads the iterator.
+    chunks = iter([b"one", b"two"])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT_PLAIN})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    start_response, body = run_wsgi(make_adapter(app), make_environ())
+    assert (start_response.status, body) == ("200 OK", b"onetwo")
+
+
 # 8. Expect: 100-continue is honoured: the body is read only when the app asks.
 
 

@@ -74,13 +74,14 @@ def current_loop() -> tuple[CallSoon, asyncio.AbstractEventLoop | None]:
     return run_sync_soon, None
 
 
-def post(call_soon: CallSoon, fn: Callable[..., object], *args: object) -> None:
-    """Post ``fn(*args)`` to a loop, ignoring a loop that has already closed."""
+def post(call_soon: CallSoon, fn: Callable[..., object], *args: object) -> bool:
+    """Post ``fn(*args)`` to a loop; False when the loop has already closed."""
     try:
         call_soon(fn, *args)
     except RuntimeError:
         # The loop is gone (interpreter or server shutting down): nobody is waiting.
-        pass
+        return False
+    return True
 
 
 try:

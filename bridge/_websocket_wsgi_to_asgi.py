@@ -169,7 +169,8 @@ class _Session:
 
         def release_from_thread() -> None:  # the loop left before the app returned
             theirs.close()
-            post(call_soon, self.end.close)
+            if not post(call_soon, self.end.close):
+                ours.close()  # the loop has ended (a test client's portal): no one else will
             post(call_soon, limiter.release_on_behalf_of, self)
 
         call = AppCall(self.adapter.app, environ, theirs, call_soon, release_from_thread)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
 import anyio
@@ -29,6 +30,7 @@ from .websocket_harness import (
     FakeServer,
     RawPeer,
     no_leaks,
+    open_fds,
     raw_app,
     serving,
     start_cancellable,
@@ -261,6 +263,34 @@ async def test_an_exception_after_a_cancelled_call_is_logged(
         )
     logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], LookupError)]
     assert [r.levelno for r in logged] == [logging.ERROR]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_loop_that_ends_before_the_app_leaves_no_socket_open(backend: str) -> None:
+    # A test client's portal: it cancels the session and its loop ends at once, while
+    # the app's thread still runs. That thread closes both ends when it is done.
+    release = threading.Event()
+
+    def body(peer: RawPeer) -> None:
+        peer.handshake()
+        wait_in_thread(release, "the test to let the app go")
+
+    adapter = WSGIToASGI(raw_app(body))
+
+    async def main() -> None:
+        server = FakeServer()
+        async with anyio.create_task_group() as task_group:
+            scope = await start_cancellable(task_group, adapter, server)
+            await server.accepted()
+            scope.cancel()
+
+    fds = open_fds()
+    anyio.run(main, backend=backend)
+    release.set()
+    deadline = time.monotonic() + TIMEOUT
+    while open_fds() - fds and time.monotonic() < deadline:
+        time.sleep(0.01)  # polls the app's thread finishing, bounded
+    assert open_fds() - fds == set()
 
 
 # Limits and back-pressure.

@@ -37,7 +37,7 @@ DENY_START: Final = 3  # (DENY_START, status, headers): the head of a denial res
 DENY_BODY: Final = 4  # (DENY_BODY, body, more): denial body bytes
 SEND: Final = 5  # (SEND, payload bytes, is text): one message
 CLOSE: Final = 6  # (CLOSE, code, reason): the close handshake, from this side
-DONE: Final = 7  # (DONE, exception or None): the app's task has ended
+DONE: Final = 7  # (DONE, exception or None, the disconnect code it received or None): it ended
 
 MAX_REASON_BYTES: Final = 123
 """A close frame's payload is at most 125 bytes, two of them the code (RFC 6455 5.5)."""

@@ -110,7 +110,7 @@ class Session:
         elif tag == CLOSE:
             self._close(command[1], command[2])
         elif tag == DONE:
-            self._app_done(command[1])
+            self._app_done(command[1], command[2])
         elif tag == DENY_BODY or wire is Wire.HANDSHAKE:
             self._answer(command, size)
 
@@ -151,7 +151,7 @@ class Session:
             self.wire = Wire.CLOSING
             self._deadline = time.monotonic() + self._limits.close_timeout
 
-    def _app_done(self, error: BaseException | None) -> None:
+    def _app_done(self, error: BaseException | None, heard: int | None) -> None:
         wire = self.wire
         if wire is Wire.HANDSHAKE:
             self.error = error or ASGIProtocolError(
@@ -166,6 +166,10 @@ class Session:
             self._flushing()
         elif error is None or (self._told and isinstance(error, OSError)):
             self._close(1000, "")  # an app that returns without closing: a normal closure
+        elif heard == 1006:
+            # The client went away without a close frame, and the app raised once told:
+            # a client that leaves is not a server error.
+            logger.debug("A WebSocket client went away; the app ended with %r.", error)
         elif isinstance(error, ShuttingDown):
             logger.info("Closing a WebSocket: %s", error)
             self._close(1001, "")

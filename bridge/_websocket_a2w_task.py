@@ -37,6 +37,7 @@ class WebSocketTask:
         "_arrived",
         "_connected",
         "_drained",
+        "_heard",
         "_inbox",
         "_loop",
         "_mailbox",
@@ -58,6 +59,7 @@ class WebSocketTask:
         self._inbox: collections.deque[tuple[Message, int]] = collections.deque()
         self._over: Message | None = None
         """``websocket.disconnect``, once the relay has said the connection is over."""
+        self._heard = False  # the app has received that websocket.disconnect
         self._arrived: _Signal | None = None
         self._drained: _Signal | None = None
         self.task: asyncio.Task[None] | None = None
@@ -75,10 +77,14 @@ class WebSocketTask:
                 raise
             error = exc
         finally:
-            if self._mailbox.submit((DONE, error), 0) is None and error is not None:
+            heard = self._over["code"] if self._heard and self._over is not None else None
+            if self._mailbox.submit((DONE, error, heard), 0) is None and error is not None:
                 # The relay has ended, so it cannot report this: say it here, unless it
-                # is the OSError a send() raises once the client is gone.
-                if not (self.phase is Phase.CLOSED and isinstance(error, OSError)):
+                # is the OSError a send() raises once the client is gone, or what the app
+                # raised once told the client went away (1006).
+                if heard == 1006:
+                    logger.debug("A WebSocket client went away; the app ended with %r.", error)
+                elif not (self.phase is Phase.CLOSED and isinstance(error, OSError)):
                     logger.error(
                         "Exception in the ASGI app after its WebSocket closed.", exc_info=error
                     )
@@ -97,6 +103,7 @@ class WebSocketTask:
                     self._mailbox.consumed(size)
                 return message
             if self._over is not None:
+                self._heard = True
                 return self._over
             event = self._arrived
             if event is None:

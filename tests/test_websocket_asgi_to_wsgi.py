@@ -301,6 +301,29 @@ def test_a_client_that_goes_away_is_a_1006(adapt: AdapterFactory) -> None:
     assert app.disconnect["code"] == 1006
 
 
+
+def test_what_the_app_raises_once_told_the_client_vanished_is_one_debug_line(
+    adapt: AdapterFactory, bridge_log: pytest.LogCaptureFixture
+) -> None:
+    # As for HTTP: a client that leaves is not a server error, nor what the app raises
+    # because of it (Starlette raises WebSocketDisconnect from receive_text()).
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        raise LookupError(f"the client left: {message['code']}")
+
+    with StandIn(adapt(app)) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        server.client_sock.shutdown(socket.SHUT_WR)
+        served = server.finished()
+    assert isinstance(served.exception, StopIteration)
+    assert errors(bridge_log) == []
+    debug = [r.getMessage() for r in bridge_log.records if r.levelno == logging.DEBUG]
+    assert any("the client left: 1006" in line for line in debug)
+
+
 def test_a_client_that_stops_answering_pings_is_dropped(
     adapt: AdapterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

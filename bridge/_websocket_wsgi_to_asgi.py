@@ -43,11 +43,13 @@ client on the other end of it:
    Either way the app's end gets ``close_timeout`` seconds to finish before its
    socket is shut. Bytes from the app that are no WebSocket frames fail the
    connection: 1002 (or 1007 for bad UTF-8) to the app, 1011 to the client.
-6. ``DONE``: the ASGI call waits for the app's call to return, closes both ends,
-   releases the token, and raises the app's exception unless it is how a library
-   says it took the connection over (``StopIteration`` or ``ConnectionError``
-   after the app wrote on its socket). Cancelled, it shuts the socket so the app
-   ends, and the app's thread releases the rest when it does.
+6. ``DONE``: the ASGI call shuts the app's socket, waits up to ``close_timeout``
+   for the app's call to return, closes both ends, releases the token, and raises
+   the app's exception unless it is how a library says it took the connection over
+   (``StopIteration`` or ``ConnectionError`` after the app wrote on its socket).
+   Cancelled, it does the same and raises what the app raised (an error from before
+   it saw its socket end) in place of the cancellation. A thread still running
+   after ``close_timeout`` releases the rest itself when it ends, and logs its error.
 """
 
 from __future__ import annotations
@@ -176,23 +178,36 @@ class _Session:
         call = AppCall(self.adapter.app, environ, theirs, call_soon, release_from_thread)
         del environ
         call.start()
-        finished = False
         try:
             trailing = await self._handshake(call, key)
             if trailing is not None:
                 await Relay(self, trailing).run()
-            self.end.shut()  # whatever the app still does with its end fails at once
-            await call.done.wait()
-            finished = True
-        finally:
-            self.end.shut()
-            if finished or call.abandon():
-                self.end.close()
-                theirs.close()
-                limiter.release_on_behalf_of(self)
-                with anyio.move_on_after(_CLOSE_WAIT, shield=True):
-                    await self.end.wait_closed()
+        except anyio.get_cancelled_exc_class():
+            # The server ends the call (or a test client leaves its block): what the
+            # app raised meanwhile, before it saw its socket end, is still raised.
+            await self._end_call(call, theirs)
+            self._conclude(call.error, cancelled=True)
+            raise
+        except BaseException:
+            await self._end_call(call, theirs)
+            raise
+        await self._end_call(call, theirs)
         self._conclude(call.error)
+
+    async def _end_call(self, call: AppCall, theirs: socket.socket) -> None:
+        """Shut the app's socket, give its thread ``close_timeout`` s, release the rest.
+
+        A thread still running then is left to release them itself when it ends.
+        """
+        self.end.shut()  # whatever the app still does with its end fails at once
+        with anyio.move_on_after(self.close_timeout, shield=True):
+            await call.done.wait()
+        if call.done.is_set() or call.abandon():
+            self.end.close()
+            theirs.close()
+            self.adapter.websocket_limiter.release_on_behalf_of(self)
+            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
+                await self.end.wait_closed()
 
     async def _handshake(self, call: AppCall, key: str) -> bytes | None:
         """Relay the app's answer; the bytes after a 101, or None when it denied."""
@@ -277,7 +292,7 @@ class _Session:
         ):
             await self.send({"type": "websocket.http.response.body", "body": body})
 
-    def _conclude(self, error: BaseException | None) -> None:
+    def _conclude(self, error: BaseException | None, cancelled: bool = False) -> None:
         """Raise what the server must hear of, after the session is over.
 
         ``StopIteration`` or ``ConnectionError`` from an app that wrote on its socket
@@ -295,5 +310,5 @@ class _Session:
             ) from error
         else:
             raise error
-        if self.error is not None:
+        if self.error is not None and not cancelled:
             raise self.error

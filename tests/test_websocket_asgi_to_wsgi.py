@@ -301,7 +301,6 @@ def test_a_client_that_goes_away_is_a_1006(adapt: AdapterFactory) -> None:
     assert app.disconnect["code"] == 1006
 
 
-
 def test_what_the_app_raises_once_told_the_client_vanished_is_one_debug_line(
     adapt: AdapterFactory, bridge_log: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@ that no thread or file descriptor outlives the session. Every wait is bounded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -23,6 +24,7 @@ from wsproto.events import (
 )
 
 from bridge import WSGIProtocolError, WSGIToASGI
+from bridge._websocket_wsgi_to_asgi import serve_websocket
 from bridge.types import Environ, StartResponse, WSGIApp
 
 from .websocket_harness import (
@@ -239,30 +241,83 @@ async def test_a_cancelled_call_ends_the_app_and_releases_its_token() -> None:
         )
 
 
-async def test_an_exception_after_a_cancelled_call_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # No one awaits the call once the server cancelled it: the app's thread says it.
+async def test_an_exception_the_app_raises_as_it_is_cancelled_is_raised_in_its_place() -> None:
+    # A test client leaves its block at once: the app's error is on its way across the
+    # socket then. It is raised, as natively, where the app raised before the cancel.
     def body(peer: RawPeer) -> None:
         peer.handshake()
         try:
             peer.next_event()
         except (EOFError, OSError):
             pass
-        raise LookupError("after the cancel")
+        raise LookupError("as it was cancelled")
 
     adapter = WSGIToASGI(raw_app(body))
     server = FakeServer()
     async with no_leaks():
-        async with anyio.create_task_group() as task_group:
-            scope = await start_cancellable(task_group, adapter, server)
-            await server.accepted()
-            scope.cancel()
+        with pytest.raises(Exception) as raised:  # the task group's group of one
+            async with anyio.create_task_group() as task_group:
+                scope = await start_cancellable(task_group, adapter, server)
+                await server.accepted()
+                scope.cancel()
+        assert raised.group_contains(LookupError, match="as it was cancelled")
         await wait_until(
             lambda: adapter.websocket_limiter.borrowed_tokens == 0, "the token to come back"
         )
-    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], LookupError)]
-    assert [r.levelno for r in logged] == [logging.ERROR]
+
+
+def cancel_then_leave(adapter: WSGIToASGI, backend: str, close_timeout: float) -> None:
+    """Run a session on a loop of its own, cancel it once accepted, and end the loop."""
+
+    async def main() -> None:
+        server = FakeServer()
+        call = functools.partial(serve_websocket, adapter, close_timeout=close_timeout)
+        async with anyio.create_task_group() as task_group:
+            scope = await start_cancellable(task_group, call, server)
+            await server.accepted()
+            scope.cancel()
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_exception_after_the_close_timeout_is_logged(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No one awaits the call any more: the app's thread says it.
+    release = threading.Event()
+
+    def body(peer: RawPeer) -> None:
+        peer.handshake()
+        wait_in_thread(release, "the test to let the app go")
+        raise LookupError("after the cancel")
+
+    finished = threading.Event()
+    adapter = WSGIToASGI(raw_app(body))
+    cancel_then_leave(adapter, backend, close_timeout=0.05)
+    handler = _Flag(finished, LookupError)
+    logging.getLogger("bridge").addHandler(handler)
+    try:
+        release.set()
+        assert finished.wait(TIMEOUT)
+    finally:
+        logging.getLogger("bridge").removeHandler(handler)
+    assert handler.levels == [logging.ERROR]
+
+
+class _Flag(logging.Handler):
+    """Records the levels of the records that carry ``kind``; sets ``event`` on one."""
+
+    def __init__(self, event: threading.Event, kind: type[BaseException]) -> None:
+        super().__init__()
+        self.event = event
+        self.kind = kind
+        self.levels: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], self.kind):
+            self.levels.append(record.levelno)
+            self.event.set()
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -276,16 +331,8 @@ def test_a_loop_that_ends_before_the_app_leaves_no_socket_open(backend: str) -> 
         wait_in_thread(release, "the test to let the app go")
 
     adapter = WSGIToASGI(raw_app(body))
-
-    async def main() -> None:
-        server = FakeServer()
-        async with anyio.create_task_group() as task_group:
-            scope = await start_cancellable(task_group, adapter, server)
-            await server.accepted()
-            scope.cancel()
-
     fds = open_fds()
-    anyio.run(main, backend=backend)
+    cancel_then_leave(adapter, backend, close_timeout=0.05)
     release.set()
     deadline = time.monotonic() + TIMEOUT
     while open_fds() - fds and time.monotonic() < deadline:

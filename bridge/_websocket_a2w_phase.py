@@ -153,9 +153,18 @@ def _bytes(value: object, key: str) -> bytes:
     raise ASGIProtocolError(f"Expected {key!r} to be bytes, but got {type(value).__name__}.")
 
 
+_LOCAL_ONLY_CODES: Final = frozenset({1005, 1006, 1015})
+
+
 def _close(message: Message) -> tuple[int, str]:
+    """The close code and reason for the frame, as wsproto (uvicorn, hypercorn) sends them.
+
+    A code that only stands for what was not sent (1005, 1006, 1015) goes out as 1000,
+    and a reason over the frame's room is cut at a character boundary.
+    """
     code = message.get("code")
-    code = 1000 if code is None else code
+    if code is None or code in _LOCAL_ONLY_CODES:
+        code = 1000
     if not sendable_close_code(code):
         raise ASGIProtocolError(
             f"Expected a close code an endpoint may send (1000-1003, 1007-1014, "
@@ -169,10 +178,7 @@ def _close(message: Message) -> tuple[int, str]:
     except UnicodeEncodeError:
         raise ASGIProtocolError(f"Expected a close reason in UTF-8, but got {reason!r}.") from None
     if len(encoded) > MAX_REASON_BYTES:
-        raise ASGIProtocolError(
-            f"Expected a close reason of at most {MAX_REASON_BYTES} bytes in UTF-8, "
-            f"but got {reason!r}."
-        )
+        reason = encoded[:MAX_REASON_BYTES].decode("utf-8", errors="ignore")
     return code, reason
 
 

@@ -82,7 +82,9 @@ class WebSocketTask:
                 # The relay has ended, so it cannot report this: say it here, unless it
                 # is the OSError a send() raises once the client is gone, or what the app
                 # raised once told the client went away (1006).
-                if heard == 1006:
+                if isinstance(error, ShuttingDown):
+                    logger.info("Closing a WebSocket: %s", error)
+                elif heard == 1006:
                     logger.debug("A WebSocket client went away; the app ended with %r.", error)
                 elif not (self.phase is Phase.CLOSED and isinstance(error, OSError)):
                     logger.error(

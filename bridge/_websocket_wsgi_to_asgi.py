@@ -234,9 +234,11 @@ class _Session:
                 await self._relay_denial(reader, answer)
                 self.move(Phase.DONE)
                 return None
-            message: ASGIMessage = {"type": "websocket.accept", "subprotocol": answer.subprotocol}
-            if answer.headers:
-                message["headers"] = answer.headers
+            message: ASGIMessage = {
+                "type": "websocket.accept",
+                "subprotocol": answer.subprotocol,
+                "headers": answer.headers,  # [] as well: what Starlette's accept() sends
+            }
             if not await self.send(message):
                 self.move(Phase.DONE)  # the client left during the handshake
                 return None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from wsproto.events import (
     BytesMessage,
@@ -318,9 +319,13 @@ def test_what_the_app_raises_once_told_the_client_vanished_is_one_debug_line(
         server.client_sock.shutdown(socket.SHUT_WR)
         served = server.finished()
     assert isinstance(served.exception, StopIteration)
+
+    def said() -> bool:  # by the relay, or by the app's task when it ends after the relay
+        debug = [r.getMessage() for r in bridge_log.records if r.levelno == logging.DEBUG]
+        return any("the client left: 1006" in line for line in debug)
+
+    wait_until(said, "the debug line")
     assert errors(bridge_log) == []
-    debug = [r.getMessage() for r in bridge_log.records if r.levelno == logging.DEBUG]
-    assert any("the client left: 1006" in line for line in debug)
 
 
 def test_a_client_that_stops_answering_pings_is_dropped(
@@ -689,6 +694,33 @@ def test_closing_the_adapter_closes_open_websockets_1001(adapt: AdapterFactory) 
         client.send(CloseConnection(1001))
         served = server.finished()
     assert isinstance(served.exception, StopIteration)
+
+
+def test_an_app_cancelled_after_its_websocket_ended_is_no_error(
+    adapt: AdapterFactory, bridge_log: pytest.LogCaptureFixture
+) -> None:
+    # The relay is over, the app still runs; closing the adapter cancels it: the
+    # bridge's own doing at shutdown, said at info level.
+    ended = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's close
+        ended.set()
+        await anyio.sleep_forever()
+
+    adapter = adapt(app)
+    with StandIn(adapter) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        client.send(CloseConnection(1000))
+        assert isinstance(server.finished().exception, StopIteration)
+    assert ended.wait(TIMEOUT)
+    adapter.close()
+    assert errors(bridge_log) == []
+    infos = [r.getMessage() for r in bridge_log.records if r.levelno == logging.INFO]
+    assert any("Closing a WebSocket" in line for line in infos)
 
 
 def test_on_trio(adapt: AdapterFactory) -> None:

@@ -66,6 +66,7 @@ async def test_flask_sock_echo_ends_cleanly(caplog: pytest.LogCaptureFixture) ->
             async with serving(WSGIToASGI(flask_sock_app(echo)), server) as outcome:
                 accept = await server.accepted()
                 assert accept.get("subprotocol") is None
+                assert accept["headers"] == []  # as Starlette's accept() sends it
                 server.push({"type": "websocket.receive", "text": "héllo"})
                 sent = await server.next("websocket.send")
                 assert sent == {"type": "websocket.send", "text": "héllo"}

@@ -30,8 +30,8 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "work-after-response",
         "Work after the response (background tasks) not finished when the request returns",
-        "bridge/_asgi_to_wsgi.py: respond() returns [body] and the WSGI thread leaves once "
-        "the body is complete; nothing waits for the app task (its background tasks)",
+        "bridge/_asgi_to_wsgi_call.py: WSGICall.finish, the iterable's close(), waits for "
+        "the app's task (_wait_for_the_app) unless after_response='detach'",
         Rule(
             tests=(
                 "*background*",
@@ -44,65 +44,61 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "exception-after-response",
         "Exception raised by the ASGI app after its response was complete is swallowed",
-        "bridge/_asgi_to_wsgi.py: _Exchange._run_app logs the error when _complete is set "
-        "and puts nothing in the inbox; respond() already returned a list, so neither the "
-        "WSGI server nor WSGIToASGI (nor the TestClient) sees it",
+        "bridge/_asgi_to_wsgi_call.py: WSGICall._wait_for_the_app raises the app's error "
+        "from close(); WebSockets: _websocket_a2w_session.py Session.app_error and "
+        "_websocket_wsgi_to_asgi.py _Session._conclude",
         Rule(failure=rf"DID NOT RAISE|{_AFTER_RESPONSE_LOG}"),
     ),
     Cause(
         "raw-path",
         "raw_path loses percent-encoding (%2F), REQUEST_URI/RAW_URI missing",
-        "bridge/_environ.py: build_environ sets neither REQUEST_URI nor RAW_URI from "
-        "scope['raw_path'] (+ query string), so build_scope rebuilds raw_path from the "
-        "decoded PATH_INFO",
+        "bridge/_environ.py: _request_uri sets REQUEST_URI and RAW_URI from "
+        "scope['raw_path'], and build_scope takes raw_path back from them",
         Rule(failure=r"%2F|KeyError: '(REQUEST_URI|RAW_URI)'"),
     ),
     Cause(
         "shared-extensions",
         "scope['extensions'] shared by every request: one app's change leaks into the next",
-        "bridge/_asgi_to_wsgi.py: _EXTENSIONS is one module-level dict handed to every "
-        "scope by build_scope(environ, extensions=_EXTENSIONS)",
+        "bridge/_asgi_to_wsgi_call.py: WSGICall.respond gives each scope extensions of its own",
         Rule(failure=r"Send channel has not been made available"),
     ),
     Cause(
         "push-refused",
         "'http.response.push' / 'http.response.early_hint' refused with ASGIProtocolError",
-        "bridge/_asgi_to_wsgi.py: _Exchange._send raises on any message type it does not "
-        "know, where a server without the extension should ignore it",
+        "bridge/_asgi_response.py: receive_message drops the HINTS messages",
         Rule(failure=r"got 'http\.response\.(push|early_hint)'"),
     ),
     Cause(
         "relative-pathsend",
         "'http.response.pathsend' with a relative path refused",
-        "bridge/_asgi_to_wsgi.py: _Exchange._send requires os.path.isabs(path)",
+        "bridge/_asgi_response.py: receive_message (pathsend); the WSGI thread opens the "
+        "file in _asgi_to_wsgi_call.py WSGICall._send_file",
         Rule(failure=r"Expected an absolute 'path'"),
     ),
     Cause(
         "status-range",
         "Status codes 600-999 refused",
-        "bridge/_asgi_to_wsgi.py: _Exchange._send accepts 100 <= status <= 599 only",
+        "bridge/_asgi_response.py: _head checks the status",
         Rule(failure=r"Expected an int HTTP status"),
     ),
     Cause(
         "header-container",
         "Response headers not given as a list of 2-tuples refused",
-        "bridge/_environ.py: encode_headers requires type(headers) is list and each item a "
-        "tuple (decode_headers on the ASGI side takes any pairs)",
+        "bridge/_headers.py: encode_headers and decode_headers take any sequence of pairs",
         Rule(failure=r"Expected the response headers as a list"),
     ),
     Cause(
         "lifespan-auto",
         "Lifespan 'auto' with an app that never finishes startup: a wait, then only 500s",
-        "bridge/_lifespan.py / _asgi_to_wsgi.py _LoopThread._main: an app that does not "
-        "speak lifespan but awaits receive() again (a middleware reading the body first) "
-        "holds startup until lifespan_timeout; every request is then answered 500",
+        "bridge/_lifespan.py: Lifespan.start waits lifespan_timeout for startup; an app "
+        "that neither speaks lifespan nor answers it as a request (a middleware reading "
+        "the body first) holds it, and every request is then answered 500",
         Rule(failure=r"Lifespan startup did not finish"),
     ),
     Cause(
         "relative-path-info",
         "A PATH_INFO without a leading '/' is glued to SCRIPT_NAME ('/app' + 'foo')",
-        "bridge/_environ.py: build_scope sets path = root_path + path_info with no '/' "
-        "between them",
+        "bridge/_environ.py: build_scope puts the '/' back before a PATH_INFO without it",
         Rule(tests=("werkzeug::tests/test_utils.py::test_append_slash_redirect[*",)),
     ),
 )

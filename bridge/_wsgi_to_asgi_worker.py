@@ -191,6 +191,10 @@ class Worker(WSGIResponse):
                         logger.exception("The response iterable's close() raised too.")
             if error is None:
                 error = self.handled  # answered, and now raised to the server
+            # The request's objects go before the pump hears the end: once it has, the
+            # server and its caller may move on while this thread still holds the job.
+            del iterable, close
+            del self._app, self._environ
             pump_left = self._channel.finish(_new(Done, (error,)))
             del error
             if pump_left:

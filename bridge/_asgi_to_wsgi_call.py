@@ -207,7 +207,7 @@ class WSGICall:
                 self._state = _DONE
                 if item.error is not None:
                     if drops_close_errors(self._environ):
-                        self._log_late(item.error)
+                        _log_late(self._environ, item.error)
                     raise item.error
                 return
             # The app's last body messages after the declared length: nothing to send.
@@ -218,11 +218,7 @@ class WSGICall:
         self._outbox.leave()
         while (item := self._outbox.get_nowait()) is not None:
             if type(item) is Ended and item.error is not None:
-                self._log_late(item.error)
-
-    def _log_late(self, error: BaseException) -> None:
-        path = self._environ.get("PATH_INFO")
-        logger.error("Exception in the ASGI app after its response to %s.", path, exc_info=error)
+                _log_late(self._environ, item.error)
 
     def _next_item(self, deadline: float | None = None) -> Start | Body | File | Ended:
         """The next item from the app's task, serving its body reads meanwhile."""
@@ -268,6 +264,12 @@ class WSGICall:
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+
+def _log_late(environ: Environ, error: BaseException) -> None:
+    """An exception after the response that the WSGI server will not hear of."""
+    path = environ.get("PATH_INFO")
+    logger.error("Exception in the ASGI app after its response to %s.", path, exc_info=error)
 
 
 class _Whole:

@@ -213,15 +213,11 @@ class AppTask:
                 raise
             error = exc
         finally:
-            self._end(error)
+            if not self._outbox.finish(tuple.__new__(Ended, (error,))):  # the thread left
+                phase: Phase = self._phase  # (what the awaits above changed)
+                _report_unclaimed(self._scope, error, phase is DISCONNECTED, self._told)
             del error
             loop.tasks.discard(self.task)
-
-    def _end(self, error: BaseException | None) -> None:
-        if not self._outbox.finish(
-            tuple.__new__(Ended, (error,))
-        ):  # else the thread takes it from here
-            _report_unclaimed(self._scope, error, self._phase is DISCONNECTED, self._told)
 
     async def receive(self) -> Message:
         while True:
@@ -283,12 +279,8 @@ class AppTask:
             fitted = fit_to_length(length, body, head is None)
         elif head is None or head.length is None:
             fitted = body  # no length declared
-        elif not body.more and len(body.data) == head.length:
-            fitted = body  # the whole declared body in one message: nothing to count
         else:
-            method = self._scope["method"]
-            length = self._length = DeclaredLength(head.length, method=method, status=head.code)
-            fitted = fit_to_length(length, body, False)
+            fitted, self._length = _first_body(head, body, self._scope["method"])
         if not body.more and self._settled is not None:
             self._settled.set()
         if fitted is None:
@@ -319,6 +311,15 @@ class AppTask:
         # working directory (no file system call on the loop).
         self._outbox.put(File(head.status, head.headers, path))
         self._settle()
+
+
+def _first_body(head: Head, body: Body, method: str) -> tuple[Body | None, DeclaredLength | None]:
+    """The first body message of a response that declared a length, fitted to it, and
+    the counter for the rest (None when this message is the whole declared body)."""
+    if not body.more and len(body.data) == head.length:
+        return body, None  # the whole declared body in one message: nothing to count
+    length = DeclaredLength(head.length, method=method, status=head.code)
+    return fit_to_length(length, body, False), length
 
 
 def _report_unclaimed(

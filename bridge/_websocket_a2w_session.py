@@ -164,18 +164,11 @@ class Session:
                 logger.error("The ASGI app ended before completing its WebSocket denial response.")
             self.app_error = error
             self._flushing()
-        elif error is None or (self._told and isinstance(error, OSError)):
-            self._close(1000, "")  # an app that returns without closing: a normal closure
-        elif heard == 1006:
-            # The client went away without a close frame, and the app raised once told:
-            # a client that leaves is not a server error.
-            logger.debug("A WebSocket client went away; the app ended with %r.", error)
-        elif isinstance(error, ShuttingDown):
-            logger.info("Closing a WebSocket: %s", error)
-            self._close(1001, "")
         else:
-            self.app_error = error  # raised to the server after the close: it logs it
-            self._close(1011, "")
+            code = _closing_code(error, heard, self._told)
+            if code == 1011:
+                self.app_error = error  # raised to the server after the close: it logs it
+            self._close(code, "")
 
     # The client's bytes.
 
@@ -282,6 +275,21 @@ class Session:
         if not self._told:
             self._told = True
             self._events.over(int(code), reason)
+
+
+def _closing_code(error: BaseException | None, heard: int | None, told: bool) -> int:
+    """The close code for an app that ended after accepting; says what is not raised."""
+    if error is None or (told and isinstance(error, OSError)):
+        return 1000  # an app that returns without closing: a normal closure
+    if heard == 1006:
+        # The client went away without a close frame, and the app raised once told: a
+        # client that leaves is not a server error (the wire has ended: nothing is sent).
+        logger.debug("A WebSocket client went away; the app ended with %r.", error)
+        return 1000
+    if isinstance(error, ShuttingDown):
+        logger.info("Closing a WebSocket: %s", error)
+        return 1001
+    return 1011
 
 
 def answer_bytes(handshake: H11Handshake, command: Command) -> bytes:

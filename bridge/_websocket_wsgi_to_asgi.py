@@ -142,7 +142,7 @@ class _Session:
                 self.scope.get("path"),
                 limiter.total_tokens,
             )
-            await self._deny(503, "Too many open WebSockets; try again later.")
+            await _deny(self, 503, "Too many open WebSockets; try again later.")
             return
         try:
             environ = build_websocket_environ(
@@ -153,7 +153,7 @@ class _Session:
         except BadRequest as exc:
             limiter.release_on_behalf_of(self)
             logger.info("Refused a WebSocket to %r: %s", self.scope.get("path"), exc)
-            await self._deny(exc.status_hint, str(exc))
+            await _deny(self, exc.status_hint, str(exc))
             return
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
@@ -244,7 +244,7 @@ class _Session:
                 return None
             self.move(Phase.OPEN)
             return answer.trailing
-        await self._deny(500, "Internal Server Error")
+        await _deny(self, 500, "Internal Server Error")
         self.move(Phase.DONE)
         return None
 
@@ -279,21 +279,6 @@ class _Session:
                 self.error = exc
                 chunks, ended = [], True
 
-    async def _deny(self, status: int, text: str) -> None:
-        """Deny the handshake with a response of the bridge's own."""
-        if "websocket.http.response" not in (self.scope.get("extensions") or {}):
-            await self.send({"type": "websocket.close", "code": 1000})
-            return
-        body = text.encode("utf-8")
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode("ascii")),
-        ]
-        if await self.send(
-            {"type": "websocket.http.response.start", "status": status, "headers": headers}
-        ):
-            await self.send({"type": "websocket.http.response.body", "body": body})
-
     def _conclude(self, error: BaseException | None, cancelled: bool = False) -> None:
         """Raise what the server must hear of, after the session is over.
 
@@ -314,3 +299,19 @@ class _Session:
             raise error
         if self.error is not None and not cancelled:
             raise self.error
+
+
+async def _deny(session: _Session, status: int, text: str) -> None:
+    """Deny the handshake with a response of the bridge's own."""
+    if "websocket.http.response" not in (session.scope.get("extensions") or {}):
+        await session.send({"type": "websocket.close", "code": 1000})
+        return
+    body = text.encode("utf-8")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+    ]
+    if await session.send(
+        {"type": "websocket.http.response.start", "status": status, "headers": headers}
+    ):
+        await session.send({"type": "websocket.http.response.body", "body": body})

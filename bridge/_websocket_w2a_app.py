@@ -22,6 +22,7 @@ from ._headers import encode_headers, parse_status
 from ._loop import CallSoon, post
 from ._threads import wake_without_preempting
 from ._websocket_w2a_wire import response_head, shut
+from ._wsgi_response import close_iterable
 from .exceptions import ClientDisconnected, WSGIProtocolError
 from .types import Environ, ExcInfo, WSGIApp
 
@@ -125,15 +126,7 @@ class AppCall:
         except BaseException as exc:
             self.error = exc
         finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException as exc:
-                    if self.error is None:
-                        self.error = exc
-                    else:
-                        logger.exception("The response iterable's close() raised too.")
+            self.error = close_iterable(iterable, self.error)
 
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None

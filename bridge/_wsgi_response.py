@@ -4,6 +4,8 @@ Pure, like :mod:`bridge._asgi_response` for the other direction: a
 :class:`WSGIResponse` takes the app's ``start_response()`` calls and body chunks,
 checks each against the phase the response is in, and says what may be sent.
 ``WSGIToASGI``'s worker (:mod:`bridge._wsgi_to_asgi_worker`) does the I/O.
+:func:`close_iterable` is the one rule that calls the app: ``close()``, whatever
+happened, for the worker and for a WebSocket's call alike.
 
 The phases::
 
@@ -20,12 +22,15 @@ end), so an error before that can still replace them. Once they are sent, a
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Any, Final
 
 from ._content_length import UNDECLARED, DeclaredLength
 from ._headers import encode_headers, parse_status, response_content_length
 from .exceptions import WSGIProtocolError
 from .types import ExcInfo
+
+logger = logging.getLogger("bridge")
 
 
 class Phase(enum.Enum):
@@ -149,3 +154,20 @@ class WSGIResponse:
                 f"The app declared Content-Length but its body was {missing} bytes short; "
                 "the connection is aborted so the client does not wait for the rest."
             )
+
+
+def close_iterable(iterable: object, error: BaseException | None) -> BaseException | None:
+    """Call the response iterable's ``close()``, as PEP 3333 wants whatever happened.
+
+    :returns: the call's error: ``error``, else what ``close()`` raised (a second
+        error is logged, not lost).
+    """
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BaseException as exc:
+            if error is None:
+                return exc
+            logger.exception("The response iterable's close() raised too.")
+    return error

@@ -36,7 +36,7 @@ import anyio
 from ._file_wrapper import FileWrapper
 from ._loop import CallSoon, post
 from ._streams import Gone, ToLoop, ToThread
-from ._wsgi_response import HEADERS_HELD, HEADERS_SENT, WSGIResponse
+from ._wsgi_response import HEADERS_HELD, HEADERS_SENT, WSGIResponse, close_iterable
 from .exceptions import ClientDisconnected, WSGIProtocolError
 from .types import Environ, ExcInfo, Scope, WSGIApp
 
@@ -180,20 +180,12 @@ class Worker(WSGIResponse):
         except BaseException as exc:
             error = exc
         finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException as exc:
-                    if error is None:
-                        error = exc
-                    else:
-                        logger.exception("The response iterable's close() raised too.")
+            error = close_iterable(iterable, error)
             if error is None:
                 error = self.handled  # answered, and now raised to the server
             # The request's objects go before the pump hears the end: once it has, the
             # server and its caller may move on while this thread still holds the job.
-            del iterable, close
+            del iterable
             del self._app, self._environ
             pump_left = self._channel.finish(_new(Done, (error,)))
             del error

@@ -569,40 +569,36 @@ def _lifespan_records(directory: Path, phase: str) -> dict[int, str]:
 def _workers_seen(
     server: RunningServer, count: int, directory: Path, app: str = "starlette"
 ) -> set[int]:
-    """The pids of ``count`` workers that answered ``/json`` with their own lifespan state.
+    """The pids of ``count`` workers, asked with fresh connections (50 requests at most).
 
-    Fresh connections first (50 requests at most). A server may keep handing
-    sequential requests to one worker (mod_wsgi's daemons take turns by who waits
-    first; a uWSGI worker that wins the accept lock wins it again): then streams held
-    open one by one fill that worker's threads, and ``/json`` goes to the others.
+    Each ``/json`` answer carries the serving worker's own lifespan state. A server may
+    keep handing sequential requests to one worker (mod_wsgi's daemons take turns by
+    who waits first; a uWSGI worker that wins the accept lock wins it again): then
+    streams held open at once, one more than ``count - 1`` workers' threads can take,
+    must reach the others.
     """
     pids: set[int] = set()
-
-    def ask(client: httpx.Client) -> bool:
-        response = client.get("/json")
-        assert response.status_code == 200, server.describe()
-        document = response.json()
-        _assert_own_state(document, app)
-        pids.add(document["pid"])
-        return len(pids) == count
-
     with _fresh_connections(server.url) as client:
         for _ in range(50):
-            if ask(client):
+            response = client.get("/json")
+            assert response.status_code == 200, server.describe()
+            document = response.json()
+            _assert_own_state(document, app)
+            pids.add(document["pid"])
+            if len(pids) == count:
                 return pids
-        config = next(config for config in CONFIGS.values() if config.server == server.name)
-        tokens = [uuid.uuid4().hex for _ in range(count * config.threads - 1)]
-        with contextlib.ExitStack() as streams:
-            for token in tokens:
-                http = streams.enter_context(RawHTTP(server.host, server.port))
-                http.request("GET", f"/sse?token={token}")
-                http.send(h11.EndOfMessage())
-                assert http.read_response().status_code == 200, server.describe()
-                http.read_body(until=b"\n\n")  # the first event: a thread holds it
-                if ask(client):
-                    break
-            for token in tokens:
-                (directory / f"{token}.release").touch()
+    config = next(config for config in CONFIGS.values() if config.server == server.name)
+    tokens = [uuid.uuid4().hex for _ in range((count - 1) * config.threads + 1)]
+    with contextlib.ExitStack() as streams:
+        for token in tokens:
+            http = streams.enter_context(RawHTTP(server.host, server.port))
+            http.request("GET", f"/sse?token={token}")
+            http.send(h11.EndOfMessage())
+            assert http.read_response().status_code == 200, server.describe()
+            first = http.read_body(until=b"\n\n").decode("ascii")
+            pids.add(int(first.rpartition("pid=")[2]))
+        for token in tokens:
+            (directory / f"{token}.release").touch()
     assert len(pids) == count, f"Saw workers {sorted(pids)}. {server.describe()}"
     return pids
 

@@ -569,17 +569,18 @@ def _lifespan_records(directory: Path, phase: str) -> dict[int, str]:
 def _workers_seen(
     server: RunningServer, count: int, directory: Path, app: str = "starlette"
 ) -> set[int]:
-    """The pids of ``count`` workers, asked with fresh connections (50 requests at most).
+    """The pids of ``count`` workers, asked with fresh connections (200 requests at most).
 
     Each ``/json`` answer carries the serving worker's own lifespan state. A server may
     keep handing sequential requests to one worker (mod_wsgi's daemons take turns by
     who waits first; a uWSGI worker that wins the accept lock wins it again): then
     streams held open at once, one more than ``count - 1`` workers' threads can take,
-    must reach the others.
+    must reach the others (not under gunicorn's gthread worker, which takes
+    connections while its threads are busy: there the requests alone must do).
     """
     pids: set[int] = set()
     with _fresh_connections(server.url) as client:
-        for _ in range(50):
+        for _ in range(200):
             response = client.get("/json")
             assert response.status_code == 200, server.describe()
             document = response.json()
@@ -587,8 +588,8 @@ def _workers_seen(
             pids.add(document["pid"])
             if len(pids) == count:
                 return pids
-    config = next(config for config in CONFIGS.values() if config.server == server.name)
-    tokens = [uuid.uuid4().hex for _ in range((count - 1) * config.threads + 1)]
+    threads = max(config.threads for config in CONFIGS.values() if config.server == server.name)
+    tokens = [uuid.uuid4().hex for _ in range((count - 1) * threads + 1)]
     with contextlib.ExitStack() as streams:
         for token in tokens:
             http = streams.enter_context(RawHTTP(server.host, server.port))

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ._headers import decode_headers
+from ._websocket_messages import LOCAL_ONLY_CLOSE_CODES
 from .exceptions import ASGIProtocolError, ClientDisconnected
 from .types import Message
 
@@ -153,9 +154,6 @@ def _bytes(value: object, key: str) -> bytes:
     raise ASGIProtocolError(f"Expected {key!r} to be bytes, but got {type(value).__name__}.")
 
 
-_LOCAL_ONLY_CODES: Final = frozenset({1005, 1006, 1015})
-
-
 def _close(message: Message) -> tuple[int, str]:
     """The close code and reason for the frame, as wsproto (uvicorn, hypercorn) sends them.
 
@@ -163,7 +161,7 @@ def _close(message: Message) -> tuple[int, str]:
     and a reason over the frame's room is cut at a character boundary.
     """
     code = message.get("code")
-    if code is None or code in _LOCAL_ONLY_CODES:
+    if code is None or code in LOCAL_ONLY_CLOSE_CODES:
         code = 1000
     if not sendable_close_code(code):
         raise ASGIProtocolError(

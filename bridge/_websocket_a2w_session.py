@@ -25,7 +25,7 @@ import enum
 import logging
 import os
 import time
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
@@ -43,6 +43,7 @@ from wsproto.handshake import H11Handshake
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, FORBID, SEND, Command
 from ._websocket_a2w_writes import WriteQueue
+from ._websocket_messages import TOO_LARGE, Joiner
 from .exceptions import ASGIProtocolError, ShuttingDown
 from .types import Message
 
@@ -93,7 +94,7 @@ class Session:
         self._events = events
         self._told = False
         self._early = bytearray()
-        self._joiner = Joiner(limits.max_message_size)
+        self._joiner = Joiner("websocket.receive", limits.max_message_size)
         self._deadline: float | None = None
         self._keepalive = Keepalive(limits)
 
@@ -310,40 +311,6 @@ def answer_bytes(handshake: H11Handshake, command: Command) -> bytes:
             headers = [*headers, (b"connection", b"close")]  # the connection ends after it
         event = RejectConnection(status_code=status, headers=headers, has_body=body)
     return handshake.send(event)
-
-
-TOO_LARGE: Final[tuple[Message, int]] = ({"type": "websocket.receive", "bytes": b""}, -1)
-"""What :meth:`Joiner.add` returns for a message over the size limit (compared by identity)."""
-
-
-class Joiner:
-    """Joins a client's fragments into whole ASGI messages, up to a size limit."""
-
-    __slots__ = ("_limit", "_parts", "_size")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._parts: list[Any] = []
-        self._size = 0
-
-    def add(self, event: TextMessage | BytesMessage) -> tuple[Message, int] | None:
-        """The whole message and its size once ``event`` ends one; None before it ends;
-        :data:`TOO_LARGE` when it has grown past the limit."""
-        data = bytes(event.data) if isinstance(event.data, bytearray) else event.data
-        parts = self._parts
-        parts.append(data)
-        self._size += len(data)
-        if self._size > self._limit:
-            return TOO_LARGE
-        if not event.message_finished:
-            return None
-        size = self._size
-        self._parts = []
-        self._size = 0
-        if isinstance(data, str):
-            return {"type": "websocket.receive", "text": "".join(parts)}, size
-        whole = data if len(parts) == 1 else b"".join(parts)
-        return {"type": "websocket.receive", "bytes": whole}, size
 
 
 class Keepalive:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import CloseConnection, Event, Message, Ping
+from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
+from ._websocket_messages import LOCAL_ONLY_CLOSE_CODES, TOO_LARGE, Joiner
 from ._websocket_w2a_io import LoopEnd
 from ._websocket_w2a_wire import data_frame
 from .exceptions import WSGIProtocolError
@@ -32,7 +33,6 @@ MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 """Bytes (characters for text) of one message from the app the relay joins at most."""
 CLOSE_TIMEOUT = 5.0
 """Seconds the app's end gets to finish after a close, before its socket is shut."""
-_UNSENDABLE_CODES = frozenset({1005, 1006, 1015})  # RFC 6455 7.4.1: never in a frame
 
 
 class Phase(enum.Enum):
@@ -76,8 +76,7 @@ class Relay:
         self._session = session
         self._end = session.end
         self._conn = Connection(ConnectionType.CLIENT, trailing_data=trailing)
-        self._parts: list[Any] = []  # the pieces of a fragmented message from the app
-        self._size = 0
+        self._joiner = Joiner("websocket.send", session.max_message_size)
         self._task_group: TaskGroup
 
     async def run(self) -> None:
@@ -129,31 +128,22 @@ class Relay:
         self._session.move(Phase.DONE)
 
     async def _on_event(self, event: Event) -> None:
-        if isinstance(event, Message):
-            await self._on_data(event.data, event.message_finished)
+        if isinstance(event, (TextMessage, BytesMessage)):
+            await self._on_data(event)
         elif isinstance(event, Ping):
             if self._conn.state is ConnectionState.OPEN:
                 await self._end.write(self._conn.send(event.response()))
         elif isinstance(event, CloseConnection):
             await self._on_close(event)
 
-    async def _on_data(self, data: Any, finished: bool) -> None:
+    async def _on_data(self, event: TextMessage | BytesMessage) -> None:
         session = self._session
         if session.phase is not Phase.OPEN:
             return  # the client is gone, or the app closed: nobody to send it to
-        if self._parts or not finished:
-            self._parts.append(data)
-            self._size += len(data)
-            size = self._size
-            if finished or size > session.max_message_size:
-                if size <= session.max_message_size:
-                    data = ("" if isinstance(data, str) else b"").join(self._parts)
-                self._parts, self._size = [], 0
-            else:
-                return
-        else:
-            size = len(data)
-        if size > session.max_message_size:
+        joined = self._joiner.add(event)
+        if joined is None:
+            return
+        if joined is TOO_LARGE:
             logger.warning(
                 "The app's WebSocket message to %r is over the limit of %d; closing with 1009.",
                 session.scope.get("path"),
@@ -161,12 +151,7 @@ class Relay:
             )
             await self._fail(1009, "Message too big", 1009)
             return
-        message: ASGIMessage = {"type": "websocket.send"}
-        if isinstance(data, str):
-            message["text"] = data
-        else:
-            message["bytes"] = bytes(data)
-        if not await session.send(message):
+        if not await session.send(joined[0]):
             await self._client_closed(1006, "")
 
     async def _on_close(self, event: CloseConnection) -> None:
@@ -180,7 +165,7 @@ class Relay:
         if session.phase is not Phase.OPEN:
             return  # the app's answer to the client's close
         self._close_phase(Phase.APP_CLOSING)
-        code = 1000 if event.code in _UNSENDABLE_CODES else int(event.code)
+        code = 1000 if event.code in LOCAL_ONLY_CLOSE_CODES else int(event.code)
         await session.send({"type": "websocket.close", "code": code, "reason": event.reason or ""})
         await self._end.write(self._conn.send(event.response()))
 

@@ -1,0 +1,54 @@
+"""What both WebSocket relays do alike with frames and messages, whichever side is ASGI.
+
+``ASGIToWSGI``'s relay joins the client's fragments into ``websocket.receive``;
+``WSGIToASGI``'s joins the WSGI app's into ``websocket.send``. Either way a close code
+that only stands for what was not sent goes on as a normal closure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from wsproto.events import BytesMessage, TextMessage
+
+from .types import Message
+
+LOCAL_ONLY_CLOSE_CODES: Final = frozenset({1005, 1006, 1015})
+"""Close codes that stand for what was not sent (RFC 6455 7.4.1): never in a frame, nor
+in an ASGI ``websocket.close``; both relays send 1000 for them, as wsproto does."""
+
+
+TOO_LARGE: Final[tuple[Message, int]] = ({"type": "websocket.too_large"}, -1)
+"""What :meth:`Joiner.add` returns for a message over the size limit (compared by identity)."""
+
+
+class Joiner:
+    """Joins a peer's fragments into whole ASGI messages of type ``kind``, up to a size
+    limit (bytes, or characters for text)."""
+
+    __slots__ = ("_kind", "_limit", "_parts", "_size")
+
+    def __init__(self, kind: str, limit: int) -> None:
+        self._kind = kind
+        self._limit = limit
+        self._parts: list[Any] = []
+        self._size = 0
+
+    def add(self, event: TextMessage | BytesMessage) -> tuple[Message, int] | None:
+        """The whole message and its size once ``event`` ends one; None before it ends;
+        :data:`TOO_LARGE` when it has grown past the limit."""
+        data = bytes(event.data) if isinstance(event.data, bytearray) else event.data
+        parts = self._parts
+        parts.append(data)
+        self._size += len(data)
+        if self._size > self._limit:
+            return TOO_LARGE
+        if not event.message_finished:
+            return None
+        size = self._size
+        self._parts = []
+        self._size = 0
+        if isinstance(data, str):
+            return {"type": self._kind, "text": "".join(parts)}, size
+        whole = data if len(parts) == 1 else b"".join(parts)
+        return {"type": self._kind, "bytes": whole}, size

@@ -29,12 +29,13 @@ import logging
 import queue
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from ._asgi_response import Body
 from ._asgi_to_wsgi_input import CHUNK, InputReader, Outcome
 from ._asgi_to_wsgi_task import DISCONNECT, AppTask, Ended, File, Item, NeedBody, Start
 from ._environ import build_scope
+from ._file_wrapper import FileWrapper
 from ._headers import status_line
 from ._hosts import drops_close_errors
 from ._loop import LoopThread, post
@@ -255,7 +256,7 @@ class WSGICall:
         wrapper = self._environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(file, CHUNK)
-        return _FileStream(file)
+        return FileWrapper(cast("IO[bytes]", file), CHUNK)  # in blocks, closed with it
 
     def _plain(self, status: int, text: str) -> list[bytes]:
         body = text.encode("utf-8")
@@ -350,20 +351,3 @@ class _ClosingFile:
             self._file.close()
         finally:
             self._call.finish()
-
-
-class _FileStream:
-    """``pathsend`` without a ``wsgi.file_wrapper``: the file in blocks."""
-
-    __slots__ = ("_file",)
-
-    def __init__(self, file: _ClosingFile) -> None:
-        self._file = file
-
-    def __iter__(self) -> Iterator[bytes]:
-        read = self._file.read
-        while block := read(CHUNK):
-            yield block
-
-    def close(self) -> None:
-        self._file.close()

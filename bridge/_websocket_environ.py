@@ -57,12 +57,7 @@ def build_websocket_environ(
     environ["HTTP_UPGRADE"] = "websocket"
     environ["HTTP_CONNECTION"] = "Upgrade"
     environ["HTTP_SEC_WEBSOCKET_VERSION"] = "13"
-    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
-    try:
-        valid = len(base64.b64decode(key, validate=True)) == 16
-    except ValueError:
-        valid = False
-    if not valid:
+    if not _valid_key(environ.get("HTTP_SEC_WEBSOCKET_KEY", "")):
         environ["HTTP_SEC_WEBSOCKET_KEY"] = base64.b64encode(os.urandom(16)).decode("ascii")
     subprotocols = scope.get("subprotocols") or ()
     if subprotocols:
@@ -101,11 +96,7 @@ def websocket_handshake_problem(environ: Environ) -> BadRequest | None:
     if not environ.get("HTTP_HOST"):
         return BadRequest("The WebSocket handshake has no Host header.")
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip(" \t")
-    try:
-        valid_key = len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (ValueError, UnicodeError):
-        valid_key = False
-    if not valid_key:
+    if not _valid_key(key):
         return BadRequest(f"Invalid Sec-WebSocket-Key {key!r}: expected 16 bytes in base64.")
     version = environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip(" \t")
     if version != "13":
@@ -130,3 +121,11 @@ def build_websocket_scope(environ: Environ, *, extensions: dict[str, Any] | None
     offered = environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "")
     scope["subprotocols"] = [name for name in (p.strip(" \t") for p in offered.split(",")) if name]
     return scope
+
+
+def _valid_key(key: str) -> bool:
+    """Whether ``key`` is a Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 4.1)."""
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (ValueError, UnicodeError):
+        return False

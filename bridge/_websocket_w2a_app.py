@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterable
 
 import anyio
 
-from ._headers import encode_headers, parse_status
 from ._loop import CallSoon, post
 from ._threads import wake_without_preempting
 from ._websocket_w2a_wire import response_head, shut
-from ._wsgi_response import close_iterable
-from .exceptions import ClientDisconnected, WSGIProtocolError
+from ._wsgi_response import HEADERS_HELD, WSGIResponse, close_iterable
+from .exceptions import ClientDisconnected
 from .types import Environ, ExcInfo, WSGIApp
 
 logger = logging.getLogger("bridge")
@@ -45,10 +44,10 @@ class AppCall:
         "_context",
         "_environ",
         "_finished",
-        "_head",
         "_lock",
+        "_reason",
+        "_response",
         "_sock",
-        "_wrote",
         "done",
         "error",
     )
@@ -67,8 +66,8 @@ class AppCall:
         self._call_soon = call_soon
         self._cleanup = cleanup
         self._context = contextvars.copy_context()
-        self._head: bytes | None = None  # a start_response() head not written yet
-        self._wrote = False  # the head is on the socket
+        self._response = WSGIResponse("GET")  # PEP 3333's rules, as for any response
+        self._reason = ""  # the status line's reason phrase, written with the head
         self._lock = threading.Lock()
         self._finished = False
         self._abandoned = False
@@ -121,7 +120,7 @@ class AppCall:
             for chunk in iterable:
                 if chunk:  # PEP 3333: the head waits for the first non-empty chunk
                     self._write(chunk)
-            if self._head is not None:
+            if self._response.phase is HEADERS_HELD:
                 self._write(b"")  # a response with no body still has its head
         except BaseException as exc:
             self.error = exc
@@ -131,37 +130,18 @@ class AppCall:
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], None]:
-        if exc_info is not None and exc_info[1] is not None:
-            try:
-                if self._wrote:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self._head is not None or self._wrote:
-            raise WSGIProtocolError(
-                "start_response() was called a second time without exc_info; pass "
-                "sys.exc_info() to replace the headers of a failed response."
-            )
-        code = parse_status(status)
-        self._head = response_head(code, status[4:], encode_headers(headers))
+        self._response.start(status, headers, exc_info)
+        self._reason = status[4:]
         return self._write
 
     def _write(self, data: bytes) -> None:
         """Write response bytes on the app's end, the head first (PEP 3333 ``write()``)."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise WSGIProtocolError(
-                f"Expected the response body as bytes, but got {type(data).__name__}."
-            )
-        head = self._head
-        if head is None and not self._wrote:
-            if not data:
-                return
-            raise WSGIProtocolError("The app produced a response without calling start_response().")
+        response = self._response
+        data = response.chunk(data)
         try:
-            if head is not None:
-                self._head = None
-                self._wrote = True
-                self._sock.sendall(head)
+            if response.phase is HEADERS_HELD:
+                code, headers = response.send_headers()
+                self._sock.sendall(response_head(code, self._reason, headers))
             if data:
                 self._sock.sendall(data)
         except OSError:

@@ -13,11 +13,14 @@ the ``playwright`` package is importable (``apt-get install chromium`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,6 +60,22 @@ pytestmark = [
 ]
 
 
+@contextlib.contextmanager
+def browser_page(playwright: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A page in a fresh headless Chromium, and the list its script errors go to."""
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
+    )
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page, errors
+    finally:
+        browser.close()
+
+
 def migrate(db: Path) -> None:
     finished = subprocess.run(
         [sys.executable, str(MANAGE), "migrate", "--noinput", "--verbosity", "0"],
@@ -83,43 +102,30 @@ def test_home_page_lists_notes_and_shows_new_ones_live(serve: Serve, tmp_path: P
         seeded = api.post("/notes", json={"text": "there before the page loaded"})
         assert seeded.status_code == 201, seeded.text
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
-            )
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                errors: list[str] = []
-                page.on("pageerror", lambda error: errors.append(str(error)))
+        with sync_playwright() as playwright, browser_page(playwright) as (page, errors):
+            page.goto(f"{server.url}/")
+            assert page.locator("#notes-app").get_attribute("data-rendered-by") == "django"
+            # "live": the list came from GET /api/notes and the event stream is open.
+            page.wait_for_selector('#notes[data-state="live"]')
+            assert page.locator("#notes li").all_inner_texts() == ["there before the page loaded"]
+            assert page.locator("#live-status").inner_text() == "connected"
 
-                page.goto(f"{server.url}/")
-                assert page.locator("#notes-app").get_attribute("data-rendered-by") == "django"
-                # "live": the list came from GET /api/notes and the event stream is open.
-                page.wait_for_selector('#notes[data-state="live"]')
-                assert page.locator("#notes li").all_inner_texts() == [
-                    "there before the page loaded"
-                ]
-                assert page.locator("#live-status").inner_text() == "connected"
+            page.evaluate("window.notReloaded = true")
+            created = api.post("/notes", json={"text": "created while the page was open"})
+            assert created.status_code == 201, created.text
+            page.wait_for_selector(f'#notes li[data-note-id="{created.json()["id"]}"]')
+            assert page.locator("#notes li").all_inner_texts() == [
+                "there before the page loaded",
+                "created while the page was open",
+            ]
 
-                page.evaluate("window.notReloaded = true")
-                created = api.post("/notes", json={"text": "created while the page was open"})
-                assert created.status_code == 201, created.text
-                page.wait_for_selector(f'#notes li[data-note-id="{created.json()["id"]}"]')
-                assert page.locator("#notes li").all_inner_texts() == [
-                    "there before the page loaded",
-                    "created while the page was open",
-                ]
-
-                # The page's form posts to the API; the note shows up once.
-                page.fill("#note-form input[name=text]", "typed into the legacy page")
-                page.click("#note-form button[type=submit]")
-                page.wait_for_selector('#notes li:has-text("typed into the legacy page")')
-                assert page.locator("#notes li").count() == 3
-                assert page.evaluate("window.notReloaded") is True
-                assert errors == []
-            finally:
-                browser.close()
+            # The page's form posts to the API; the note shows up once.
+            page.fill("#note-form input[name=text]", "typed into the legacy page")
+            page.click("#note-form button[type=submit]")
+            page.wait_for_selector('#notes li:has-text("typed into the legacy page")')
+            assert page.locator("#notes li").count() == 3
+            assert page.evaluate("window.notReloaded") is True
+            assert errors == []
 
         texts = [note["text"] for note in api.get("/notes").json()]
         assert texts[-1] == "typed into the legacy page"
@@ -156,21 +162,15 @@ def test_a_page_talks_over_a_websocket_through_the_bridge(
 ) -> None:
     from playwright.sync_api import sync_playwright  # type: ignore[import-not-found, unused-ignore]
 
-    with serve(server, app, extra_args=extra_args) as running, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=TIMEOUT_MS
-        )
-        try:
-            tab = browser.new_page()
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("pageerror", lambda error: errors.append(str(error)))
-            tab.goto(f"{running.url}{page}")
-            tab.wait_for_selector('#status:has-text("open")')
-            tab.fill("#say input[name=text]", "hello from the browser")
-            tab.click("#say button[type=submit]")
-            tab.wait_for_selector(f'#log li:has-text("{expected}")')
-            assert expected in tab.locator("#log li").all_inner_texts()
-            assert errors == []
-        finally:
-            browser.close()
+    with (
+        serve(server, app, extra_args=extra_args) as running,
+        sync_playwright() as playwright,
+        browser_page(playwright) as (tab, errors),
+    ):
+        tab.goto(f"{running.url}{page}")
+        tab.wait_for_selector('#status:has-text("open")')
+        tab.fill("#say input[name=text]", "hello from the browser")
+        tab.click("#say button[type=submit]")
+        tab.wait_for_selector(f'#log li:has-text("{expected}")')
+        assert expected in tab.locator("#log li").all_inner_texts()
+        assert errors == []

@@ -14,8 +14,7 @@ import collections
 import logging
 from typing import TYPE_CHECKING, Final
 
-import anyio
-
+from ._streams import Waiter, new_waiter, wake
 from ._websocket_a2w_mailbox import Mailbox
 from ._websocket_a2w_phase import DONE, Phase, check
 from .exceptions import ClientDisconnected, ShuttingDown
@@ -60,8 +59,8 @@ class WebSocketTask:
         self._over: Message | None = None
         """``websocket.disconnect``, once the relay has said the connection is over."""
         self._heard = False  # the app has received that websocket.disconnect
-        self._arrived: _Signal | None = None
-        self._drained: _Signal | None = None
+        self._arrived: Waiter | None = None
+        self._drained: Waiter | None = None
         self.task: asyncio.Task[None] | None = None
         """Set by the loop when it starts the task on asyncio (:class:`bridge._loop.Job`)."""
 
@@ -109,8 +108,8 @@ class WebSocketTask:
                 return self._over
             event = self._arrived
             if event is None:
-                event = self._arrived = _Signal(self._loop.asyncio_loop)
-            await event.wait()
+                event = self._arrived = new_waiter(self._loop.asyncio_loop)
+            await event
 
     async def _send(self, message: Message) -> None:
         phase, command, size = check(self.phase, message, self._subprotocols)
@@ -120,8 +119,8 @@ class WebSocketTask:
             self.phase = Phase.CLOSED
             raise ClientDisconnected("The WebSocket connection is closed.")
         if wait:
-            event = self._drained = _Signal(self._loop.asyncio_loop)
-            await event.wait()
+            event = self._drained = new_waiter(self._loop.asyncio_loop)
+            await event
             if self._over is not None and size:
                 raise ClientDisconnected(
                     "The WebSocket connection closed before the message was sent."
@@ -139,7 +138,7 @@ class WebSocketTask:
         event = self._drained
         if event is not None:
             self._drained = None
-            event.set()
+            wake(event)
 
     def over(self, code: int, reason: str) -> None:
         """The connection is over; ``receive()`` says so after the messages before it."""
@@ -152,34 +151,4 @@ class WebSocketTask:
         event = self._arrived
         if event is not None:
             self._arrived = None
-            event.set()
-
-
-class _Signal:
-    """A one-shot wake-up for the coroutines waiting on it.
-
-    An asyncio future where the loop is asyncio's (a tenth of what an ``anyio.Event``
-    costs to make, set and wait for: it is made for each message a ``receive()``
-    waits for), else an ``anyio.Event``.
-    """
-
-    __slots__ = ("_event", "_future")
-
-    def __init__(self, asyncio_loop: asyncio.AbstractEventLoop | None) -> None:
-        self._future = asyncio_loop.create_future() if asyncio_loop is not None else None
-        self._event = anyio.Event() if asyncio_loop is None else None
-
-    async def wait(self) -> None:
-        if self._future is not None:
-            await self._future
-        else:
-            assert self._event is not None
-            await self._event.wait()
-
-    def set(self) -> None:
-        future = self._future
-        if future is None:
-            assert self._event is not None
-            self._event.set()
-        elif not future.done():  # (a waiter cancelled it)
-            future.set_result(None)
+            wake(event)

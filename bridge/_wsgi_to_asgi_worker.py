@@ -234,8 +234,9 @@ class Worker(WSGIResponse):
         try:
             body = self.whole(parts)
         except WSGIProtocolError:
-            if self.length.shortfall():
-                # Send what there is, then fail, as a streamed response would.
+            if self.length.shortfall() and _all_bytes(parts):
+                # Short of its length: send what there is, then fail, as a streamed
+                # response would. (A part that is not bytes fails with nothing sent.)
                 body = b"".join(parts)
                 self._send_start()
                 self._channel.put(Chunk(body), len(body))
@@ -266,3 +267,7 @@ class Worker(WSGIResponse):
             "The app sent more than its declared Content-Length for %r; the excess was dropped.",
             self._scope.get("path"),
         )
+
+
+def _all_bytes(parts: list[bytes] | tuple[bytes, ...]) -> bool:
+    return all(isinstance(part, (bytes, bytearray, memoryview)) for part in parts)

@@ -1119,6 +1119,17 @@ async def test_body_shorter_than_declared_fails_after_start(as_list: bool) -> No
     ]
 
 
+async def test_a_list_holding_text_and_short_of_its_length_sends_nothing() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[Any]:
+        start_response("200 OK", [*TEXT, ("Content-Length", "5")])
+        return [b"ab", "cd"]
+
+    transcript = Transcript()
+    with pytest.raises(WSGIProtocolError, match="hold bytes"):
+        await run(app, transcript=transcript)
+    assert transcript.messages == []  # the server answers 500 itself
+
+
 async def test_body_of_the_declared_length_in_pieces() -> None:
     transcript = await run(validated(content_length_app(6, b"ab", b"cd", b"ef")))
     assert transcript.assert_complete() == b"abcdef"

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 from ._content_length import DeclaredLength
-from ._headers import decode_headers, status_line
+from ._headers import _REASONS, decode_headers, status_line
 from .exceptions import ASGIProtocolError, ClientDisconnected
 from .types import Message
 
@@ -96,12 +96,18 @@ def receive_message(phase: Phase, message: Message) -> tuple[Phase, Meaning]:
             body = message.get("body", b"")
             if type(body) is not bytes:
                 body = _body_bytes(body)
-            more = bool(message.get("more_body", False))
+            more = True if message.get("more_body") else False  # (no bool() call)
             # tuple.__new__: a NamedTuple's own __new__ is a Python call, on every message.
             return (STREAMING if more else COMPLETE), tuple.__new__(Body, (body, more))
     elif kind == "http.response.start":
         if phase is AWAITING_START:
-            return STARTED, _head(message)
+            status = message.get("status")
+            if type(status) is not int or not 100 <= status <= 999:
+                raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
+            headers, length = decode_headers(message.get("headers", ()))
+            line = _REASONS.get(status) or status_line(status)  # (a call only when new)
+            head = tuple.__new__(Head, (line, headers, status, length))
+            return STARTED, head
     elif kind == "http.response.pathsend":
         if phase is STARTED:
             path = message.get("path")
@@ -153,6 +159,17 @@ def fit_to_length(length: DeclaredLength, body: Body, head_sent: bool) -> Body |
     return tuple.__new__(Body, (data, False)) if more else body
 
 
+def fit_declared(
+    length: DeclaredLength | None, head: Head | None, body: Body, method: str
+) -> tuple[Body | None, DeclaredLength]:
+    """:func:`fit_to_length` for a response that declared a length, and the counter:
+    ``length``, or for the first body message a new one from ``head``."""
+    if length is None:
+        assert head is not None and head.length is not None
+        length = DeclaredLength(head.length, method=method, status=head.code)
+    return fit_to_length(length, body, head is None), length
+
+
 def _out_of_order(phase: Phase, kind: object) -> Exception:
     if phase is DISCONNECTED:
         return ClientDisconnected("The client disconnected; the WSGI server closed the response.")
@@ -166,14 +183,6 @@ def _out_of_order(phase: Phase, kind: object) -> Exception:
         "Got ASGI message 'http.response.pathsend' after 'http.response.body'; it must "
         "be the response's only body message."
     )
-
-
-def _head(message: Message) -> Head:
-    status = message.get("status")
-    if type(status) is not int or not 100 <= status <= 999:
-        raise ASGIProtocolError(f"Expected an int HTTP status, but got {status!r}.")
-    headers, length = decode_headers(message.get("headers", ()))
-    return tuple.__new__(Head, (status_line(status), headers, status, length))
 
 
 def _body_bytes(body: object) -> bytes:

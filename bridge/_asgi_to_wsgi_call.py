@@ -103,7 +103,7 @@ class WSGICall:
             scope = build_scope(self._environ, extensions={"http.response.pathsend": {}})
         except BadRequest as exc:
             logger.info("Refused a request: %s", exc)
-            return self._plain(exc.status_hint, str(exc))
+            return _plain(self._start_response, exc.status_hint, str(exc))
         lifespan = self._loop.lifespan
         if lifespan.supported:
             scope["state"] = lifespan.state.copy()
@@ -114,9 +114,16 @@ class WSGICall:
     def _await_head(self) -> Any:
         timeout = self._adapter.response_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
+        outbox = self._outbox
         while True:
             try:
-                item = self._next_item(deadline)
+                # _next_item(), inlined: the head is what nearly every request waits for.
+                item = outbox.get(
+                    None if deadline is None else max(0.0, deadline - time.monotonic())
+                )
+                if type(item) is NeedBody:
+                    self._serve_body_read()
+                    continue
             except queue.Empty:
                 self._state = _LEFT
                 self._outbox.leave()
@@ -124,7 +131,7 @@ class WSGICall:
                 logger.error(
                     "The ASGI app did not start a response within %s s; answering 504.", timeout
                 )
-                return self._plain(504, "Gateway Timeout")
+                return _plain(self._start_response, 504, "Gateway Timeout")
             if type(item) is Start:
                 self._start_response(item.status, item.headers)
                 if not item.more:
@@ -144,7 +151,7 @@ class WSGICall:
             # the disconnect it was given.
             exc = BodyTooLarge(self._adapter.max_body_size or 0)
             logger.info("Answering 413: %s", exc)
-            return self._plain(413, str(exc))
+            return _plain(self._start_response, 413, str(exc))
         if error is not None:
             raise error
         if self._input.outcome is Outcome.CUT:  # not answering a client that has gone is allowed
@@ -175,27 +182,36 @@ class WSGICall:
     def finish(self) -> None:
         """The WSGI server closed the response iterable."""
         state = self._state
-        if state is _DONE or state is _LEFT:
-            return
         if state is not _DELIVERED:
-            self._leave()
-            post(self._loop.call_soon, self._task.client_left)
+            if state is not _DONE and state is not _LEFT:
+                self._leave()
+                post(self._loop.call_soon, self._task.client_left)
             return
         if self._adapter.after_response == "detach":
             self._leave()
             return
-        self._wait_for_the_app()
+        item = self._outbox.get_nowait()  # first a look: the app has usually ended already
+        if type(item) is not Ended:
+            item = self._wait_for_the_end(item)
+            if item is None:
+                return
+        self._state = _DONE
+        if item.error is not None:
+            if drops_close_errors(self._environ):
+                _log_late(self._environ, item.error)
+            raise item.error
 
-    def _wait_for_the_app(self) -> None:
+    def _wait_for_the_end(self, item: Item | None) -> Ended | None:
+        """The app's end, serving its body reads meanwhile (``after_response_timeout``);
+        None when the wait timed out and the thread left."""
+        if type(item) is NeedBody:
+            self._serve_body_read()
         timeout = self._adapter.after_response_timeout
-        deadline: float | None = 0.0  # first a look: the app has usually ended already
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 item = self._next_item(deadline)
             except queue.Empty:
-                if deadline == 0.0:
-                    deadline = None if timeout is None else time.monotonic() + timeout
-                    continue
                 logger.warning(
                     "The ASGI app was still running %s s after its response to %s "
                     "(after_response_timeout); it goes on, and its errors are logged.",
@@ -203,14 +219,9 @@ class WSGICall:
                     self._environ.get("PATH_INFO"),
                 )
                 self._leave()
-                return
+                return None
             if type(item) is Ended:
-                self._state = _DONE
-                if item.error is not None:
-                    if drops_close_errors(self._environ):
-                        _log_late(self._environ, item.error)
-                    raise item.error
-                return
+                return item
             # The app's last body messages after the declared length: nothing to send.
 
     def _leave(self) -> None:
@@ -225,21 +236,20 @@ class WSGICall:
         """The next item from the app's task, serving its body reads meanwhile."""
         outbox = self._outbox
         while True:
-            if deadline is None:
-                item = outbox.get()
-            elif deadline == 0.0:
-                item = outbox.get(timeout=0.0)
-            else:
-                item = outbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            item = outbox.get(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if not isinstance(item, NeedBody):
                 return item
-            try:
-                message = self._input.read()
-            except BadRequest:
-                # The server's own input is broken: end the app's wait, then fail.
-                post(self._loop.call_soon, self._task.body_arrived, DISCONNECT)
-                raise
-            post(self._loop.call_soon, self._task.body_arrived, message)
+            self._serve_body_read()
+
+    def _serve_body_read(self) -> None:
+        """Read ``wsgi.input`` for the app's waiting ``receive()``."""
+        try:
+            message = self._input.read()
+        except BadRequest:
+            # The server's own input is broken: end the app's wait, then fail.
+            post(self._loop.call_soon, self._task.body_arrived, DISCONNECT)
+            raise
+        post(self._loop.call_soon, self._task.body_arrived, message)
 
     def _send_file(self, item: File) -> Any:
         try:
@@ -258,13 +268,15 @@ class WSGICall:
             return wrapper(file, CHUNK)
         return FileWrapper(cast("IO[bytes]", file), CHUNK)  # in blocks, closed with it
 
-    def _plain(self, status: int, text: str) -> list[bytes]:
-        body = text.encode("utf-8")
-        self._start_response(
-            status_line(status),
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-        )
-        return [body]
+
+def _plain(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+    """A short plain-text answer of the bridge's own."""
+    body = text.encode("utf-8")
+    start_response(
+        status_line(status),
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def _log_late(environ: Environ, error: BaseException) -> None:

@@ -48,7 +48,7 @@ from ._asgi_response import (
     Head,
     PathSend,
     Phase,
-    fit_to_length,
+    fit_declared,
     receive_message,
 )
 from ._content_length import DeclaredLength
@@ -258,68 +258,58 @@ class AppTask:
             self._settled.set()
 
     async def send(self, message: Message) -> None:
-        if self._outbox.left and self._phase is not COMPLETE and self._phase is not DISCONNECTED:
-            self.client_left()  # before its posted call arrives: the app may never yield
-        if self._phase is DISCONNECTED:
-            self._told = True  # receive_message() raises ClientDisconnected for it
-        self._phase, meaning = receive_message(self._phase, message)
+        phase = self._phase
+        if phase is DISCONNECTED or self._outbox.left:
+            if phase is not COMPLETE and phase is not DISCONNECTED:
+                self.client_left()  # before its posted call arrives: the app may never yield
+            phase = self._phase
+            if phase is DISCONNECTED:
+                self._told = True  # receive_message() raises ClientDisconnected for it
+        self._phase, meaning = receive_message(phase, message)
         if type(meaning) is Body:
-            await self._send_body(meaning)
+            drained = self._send_body(meaning)
+            if drained is not None:  # back-pressure: until the thread is down to low water
+                self._drained = drained
+                await drained
+                if self._phase is DISCONNECTED:
+                    self._told = True
+                    raise ClientDisconnected(
+                        "The client disconnected; the WSGI server closed the response."
+                    )
         elif type(meaning) is Head:
             self._head = meaning  # its declared length is enforced from the first body on
         elif type(meaning) is PathSend:
-            self._send_file(meaning.path)
+            head, self._head = self._head, None
+            assert head is not None
+            # The WSGI thread opens it, as the app would: a relative path is relative to
+            # the working directory (no file system call on the loop).
+            self._outbox.put(File(head.status, head.headers, meaning.path))
+            self._settle()
         else:
             logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
 
-    async def _send_body(self, body: Body) -> None:
-        length = self._length
+    def _send_body(self, body: Body) -> Waiter | None:
+        """Put ``body`` in the outbox, with the held head; a waiter when it is full."""
+        data, more = body
         head = self._head
-        if length is not None:
-            fitted = fit_to_length(length, body, head is None)
-        elif head is None or head.length is None:
-            fitted = body  # no length declared
-        else:
-            fitted, self._length = _first_body(head, body, self._scope["method"])
-        if not body.more and self._settled is not None:
+        fitted: Body | None = body
+        if self._length is not None or (
+            head is not None and head.length is not None and (more or len(data) != head.length)
+        ):
+            # A declared length to count (not one message that is the whole of it).
+            fitted, self._length = fit_declared(self._length, head, body, self._scope["method"])
+        if not more and self._settled is not None:
             self._settled.set()
         if fitted is None:
-            return  # the thread's response ended with the declared length
+            return None  # the thread's response ended with the declared length
         data, more = fitted
         if more and not data:
-            return
+            return None
+        item: Start | Body = fitted
         if head is not None:
             self._head = None
-            item: Start | Body = tuple.__new__(Start, (head.status, head.headers, data, more))
-        else:
-            item = fitted
-        drained = self._outbox.put(item, len(data) if more else 0)
-        if drained is not None:
-            self._drained = drained
-            await drained
-            if self._phase is DISCONNECTED:
-                self._told = True
-                raise ClientDisconnected(
-                    "The client disconnected; the WSGI server closed the response."
-                )
-
-    def _send_file(self, path: str) -> None:
-        head = self._head
-        assert head is not None
-        self._head = None
-        # The WSGI thread opens it, as the app would: a relative path is relative to the
-        # working directory (no file system call on the loop).
-        self._outbox.put(File(head.status, head.headers, path))
-        self._settle()
-
-
-def _first_body(head: Head, body: Body, method: str) -> tuple[Body | None, DeclaredLength | None]:
-    """The first body message of a response that declared a length, fitted to it, and
-    the counter for the rest (None when this message is the whole declared body)."""
-    if not body.more and len(body.data) == head.length:
-        return body, None  # the whole declared body in one message: nothing to count
-    length = DeclaredLength(head.length, method=method, status=head.code)
-    return fit_to_length(length, body, False), length
+            item = tuple.__new__(Start, (head.status, head.headers, data, more))
+        return self._outbox.put(item, len(data) if more else 0)
 
 
 def _report_unclaimed(

@@ -8,6 +8,7 @@ code of its own.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
@@ -26,6 +27,8 @@ _ENVIRON_KEYS: dict[bytes, str] = {
 _ENVIRON_KEYS_MAX = 4096
 # RFC 3986 pchar and "/", which may appear in a request path as they are.
 _RAW_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# A path made of them alone (the common case) is its own raw path: no quoting call.
+_is_plain_path = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~]*").fullmatch
 # PEP 3333 (and wsgiref.validate) reserve these for CONTENT_TYPE and CONTENT_LENGTH.
 _SHADOWED_KEYS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 _wsgi_logger = logging.getLogger("bridge.wsgi")
@@ -310,9 +313,13 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         else:
             # What a client would have sent for this path: its bytes, percent-encoded
             # where a raw '%', '?', '#' or non-ASCII byte could not stand as itself.
-            raw_path = quote_from_bytes(
-                (script_name + path_info).encode("latin-1"), safe=_RAW_PATH_SAFE
-            ).encode("ascii")
+            full_path = script_name + path_info
+            if _is_plain_path(full_path):
+                raw_path = full_path.encode("ascii")
+            else:
+                raw_path = quote_from_bytes(
+                    full_path.encode("latin-1"), safe=_RAW_PATH_SAFE
+                ).encode("ascii")
         protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
         remote_addr = environ.get("REMOTE_ADDR")
         remote_port = environ.get("REMOTE_PORT")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from .exceptions import ASGIProtocolError, WSGIProtocolError
 
@@ -26,6 +26,35 @@ _STATUS_CODES: dict[str, int] = {}
 _VALID_NAMES: dict[str, bytes] = {}
 _DECODED_NAMES: dict[bytes, str] = {}
 _REASONS: dict[int, str] = {}
+# Whole (name, value) tuples already encoded, for headers whose values describe the
+# response rather than carry data (no cookie, credential or URL is kept here), and
+# only short ones: apps send the same few of them with most responses.
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_CACHED_NAMES: Final = frozenset(
+    {
+        b"accept-ranges",
+        b"access-control-allow-credentials",
+        b"access-control-allow-headers",
+        b"access-control-allow-methods",
+        b"access-control-allow-origin",
+        b"cache-control",
+        b"connection",
+        b"content-encoding",
+        b"content-language",
+        b"content-length",
+        b"content-type",
+        b"cross-origin-opener-policy",
+        b"cross-origin-resource-policy",
+        b"pragma",
+        b"referrer-policy",
+        b"server",
+        b"strict-transport-security",
+        b"transfer-encoding",
+        b"vary",
+        b"x-content-type-options",
+        b"x-frame-options",
+    }
+)
 
 
 def response_content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
@@ -37,17 +66,26 @@ def response_content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | Non
     found: int | None = None
     for name, value in headers:
         if name == b"content-length":
-            if not value.isdigit():
-                raise ValueError(
-                    f"Expected Content-Length to be a non-negative integer, but got {value!r}."
-                )
-            length = int(value)
-            if found is not None and found != length:
-                raise ValueError(
-                    f"The response declares conflicting Content-Lengths {found} and {length}."
-                )
-            found = length
+            if found is None and value.isdigit():
+                found = int(value)  # the common case, without a call
+            else:
+                found = _declared_length(found, value)
     return found
+
+
+def _declared_length(found: int | None, value: bytes) -> int:
+    """One Content-Length header's ``value``, checked against the one ``found`` before it.
+
+    :raises ValueError: as :func:`response_content_length`.
+    """
+    if not value.isdigit():
+        raise ValueError(
+            f"Expected Content-Length to be a non-negative integer, but got {value!r}."
+        )
+    length = int(value)
+    if found is not None and found != length:
+        raise ValueError(f"The response declares conflicting Content-Lengths {found} and {length}.")
+    return length
 
 
 def parse_status(status: object) -> int:
@@ -87,34 +125,49 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
         )
     encoded: list[tuple[bytes, bytes]] = []
     for header in headers:  # type: ignore[attr-defined]  # a list or tuple, checked above
-        if type(header) not in _SEQUENCES or len(header) != 2:
-            raise WSGIProtocolError(
-                f"Expected each response header as a (name, value) tuple, but got {header!r}."
-            )
-        name, value = header
-        if type(name) is not str or type(value) is not str:
-            raise WSGIProtocolError(
-                f"Expected response header name and value as str, but got {header!r}."
-            )
         try:
-            raw_name = _VALID_NAMES.get(name)
-            if raw_name is None:
-                raw_name = name.lower().encode("latin-1")
-                if not _is_token(raw_name):  # also rejects an empty name
-                    raise WSGIProtocolError(f"Invalid response header name {name!r}.")
-                if len(_VALID_NAMES) < _CACHE_MAX:
-                    _VALID_NAMES[name] = raw_name
-            raw_value = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise WSGIProtocolError(
-                f"Response header {header!r} holds text outside latin-1; encode it first."
-            ) from None
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise WSGIProtocolError(
-                f"Response header {name!r} has a CR, LF or NUL in its value {value!r}."
-            )
-        encoded.append((raw_name, raw_value.strip(b" \t")))
+            pair = _ENCODED.get(header) if type(header) is tuple else None
+        except TypeError:  # a tuple holding something unhashable: refused below
+            pair = None
+        if pair is None:
+            pair = _encode_header(header)
+        encoded.append(pair)
     return encoded
+
+
+def _encode_header(header: Any) -> tuple[bytes, bytes]:
+    if type(header) not in _SEQUENCES or len(header) != 2:
+        raise WSGIProtocolError(
+            f"Expected each response header as a (name, value) tuple, but got {header!r}."
+        )
+    name, value = header
+    if type(name) is not str or type(value) is not str:
+        raise WSGIProtocolError(
+            f"Expected response header name and value as str, but got {header!r}."
+        )
+    try:
+        raw_name = _VALID_NAMES.get(name)
+        if raw_name is None:
+            raw_name = name.lower().encode("latin-1")
+            if not _is_token(raw_name):  # also rejects an empty name
+                raise WSGIProtocolError(f"Invalid response header name {name!r}.")
+            if len(_VALID_NAMES) < _CACHE_MAX:
+                _VALID_NAMES[name] = raw_name
+        raw_value = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise WSGIProtocolError(
+            f"Response header {header!r} holds text outside latin-1; encode it first."
+        ) from None
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise WSGIProtocolError(
+            f"Response header {name!r} has a CR, LF or NUL in its value {value!r}."
+        )
+    pair = (raw_name, raw_value.strip(b" \t"))
+    if raw_name in _CACHED_NAMES and type(header) is tuple and len(value) <= 64:
+        if len(_ENCODED) >= _CACHE_MAX:
+            _ENCODED.clear()  # as re's cache: what is still in use comes back at once
+        _ENCODED[header] = pair
+    return pair
 
 
 def decode_headers(
@@ -128,23 +181,20 @@ def decode_headers(
         the response, or declares an invalid or conflicting Content-Length.
     """
     decoded: list[tuple[str, str]] = []
-    lengths: list[tuple[bytes, bytes]] | None = None
+    length: int | None = None
     try:
         for name, value in headers:
             text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
             if text_name is None:
-                if not _is_token(name):
-                    raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
-                text_name = name.decode("latin-1")
-                if type(name) is bytes and len(_DECODED_NAMES) < _CACHE_MAX:
-                    _DECODED_NAMES[name] = text_name
+                text_name = _decoded_name(name, value)
             text_value = value.decode("latin-1")
             if "\r" in text_value or "\n" in text_value or "\0" in text_value:
                 raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
             if text_name == "content-length":
-                if lengths is None:
-                    lengths = []
-                lengths.append((name, value))
+                try:
+                    length = _declared_length(length, value)
+                except ValueError as exc:
+                    raise ASGIProtocolError(str(exc)) from None
             decoded.append((text_name, text_value))
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ASGIProtocolError):
@@ -152,12 +202,17 @@ def decode_headers(
         raise ASGIProtocolError(
             f"Expected response headers as [name, value] pairs of bytes, but got {headers!r}."
         ) from None
-    if lengths is None:
-        return decoded, None
-    try:
-        return decoded, response_content_length(lengths)
-    except ValueError as exc:
-        raise ASGIProtocolError(str(exc)) from None
+    return decoded, length
+
+
+def _decoded_name(name: bytes, value: bytes) -> str:
+    """A header name not seen before, checked and (when bytes) cached."""
+    if not _is_token(name):
+        raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
+    text_name = name.decode("latin-1")
+    if type(name) is bytes and len(_DECODED_NAMES) < _CACHE_MAX:
+        _DECODED_NAMES[name] = text_name
+    return text_name
 
 
 def status_line(code: int) -> str:

@@ -175,8 +175,19 @@ class LoopThread:
         """
         if self.asyncio_loop is not None:
             # asyncio can start a task from a callback (which runs in a copy of the
-            # caller's context): no spawner hop, no task group.
-            post(self.call_soon, self._create_task, job)
+            # caller's context): no spawner hop, no task group. The copy is named here,
+            # in the caller's thread, when it names another loop: the loop's thread has
+            # the app's work to do, and sniffio finds asyncio by itself where none is named.
+            library = None if _sniffio_library is None else _sniffio_library.get()
+            try:
+                if library is None or library == self._library:
+                    self.call_soon(self._create_task, job)
+                else:
+                    context = contextvars.copy_context()
+                    context.run(_name_the_loop, self._library)
+                    self.call_soon(self._create_task, job, context=context)
+            except RuntimeError:
+                pass  # the loop has closed (post(), inlined): the process is shutting down
             return
         self._pending.append((job, contextvars.copy_context()))
         post(self.call_soon, self._wake_spawner)
@@ -190,9 +201,7 @@ class LoopThread:
             self._finished.wait(timeout)
 
     def _create_task(self, job: Job) -> None:
-        assert self.asyncio_loop is not None
-        _name_the_loop(self._library)
-        task = job.task = self.asyncio_loop.create_task(job.run())
+        task = job.task = self.asyncio_loop.create_task(job.run())  # type: ignore[union-attr]
         self.tasks.add(task)
 
     def _wake_spawner(self) -> None:

@@ -74,20 +74,31 @@ class Gone(Exception):
     """Raised by :meth:`ToThread.get` after :meth:`ToThread.end`: the producer has gone."""
 
 
+class _Sized(tuple):  # type: ignore[type-arg]
+    """A :class:`ToThread` entry that counts against ``high_water``: ``(item, size)``.
+
+    Items of no size go in the queue bare, so the thread's common case is one type
+    check; made with ``tuple.__new__`` (no Python call).
+    """
+
+    __slots__ = ()
+
+
 class _Bounded:
-    """What both directions hold: the loop to wake, the mark, the bytes waiting."""
+    """What both directions hold: the loop to wake, the mark, the bytes waiting.
+
+    Each subclass's ``__init__`` sets them itself: one Python call per request fewer
+    than a ``super().__init__()``.
+    """
 
     __slots__ = ("_bytes", "_call_soon", "_high_water", "_lock", "_loop", "_waiter")
 
-    def __init__(
-        self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
-    ) -> None:
-        self._call_soon = call_soon
-        self._loop = loop  # for waiters: asyncio's, or None for anyio's
-        self._high_water = high_water
-        self._lock = threading.Lock()
-        self._bytes = 0
-        self._waiter: Waiter | None = None
+    _call_soon: CallSoon
+    _loop: asyncio.AbstractEventLoop | None  # for waiters: asyncio's, or None for anyio's
+    _high_water: int
+    _lock: threading.Lock
+    _bytes: int
+    _waiter: Waiter | None
 
 
 class ToLoop(_Bounded, Generic[Item]):
@@ -103,7 +114,8 @@ class ToLoop(_Bounded, Generic[Item]):
     def __init__(
         self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
     ) -> None:
-        super().__init__(call_soon, loop, high_water)
+        self._call_soon, self._loop, self._high_water = call_soon, loop, high_water
+        self._lock, self._bytes, self._waiter = threading.Lock(), 0, None
         self._items: list[Item] = []
         self._space: threading.Condition | None = None  # made when the thread must wait
         self._waiting = False  # the loop awaits _waiter
@@ -200,8 +212,10 @@ class ToThread(_Bounded, Generic[Item]):
     def __init__(
         self, call_soon: CallSoon, loop: asyncio.AbstractEventLoop | None, high_water: int
     ) -> None:
-        super().__init__(call_soon, loop, high_water)
-        self._queue: queue.SimpleQueue[tuple[Item, int] | None] = queue.SimpleQueue()
+        self._call_soon, self._loop, self._high_water = call_soon, loop, high_water
+        self._lock, self._bytes, self._waiter = threading.Lock(), 0, None
+        # Bare items, _Sized entries, and None for end().
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.left = False
         """Whether the thread has stopped reading (:meth:`leave`)."""
 
@@ -215,13 +229,15 @@ class ToThread(_Bounded, Generic[Item]):
         """
         if self.left:
             return None  # nobody reads any more
+        if not size:
+            self._queue.put(item)
+            return None
         waiter = None
-        if size:
-            with self._lock:
-                self._bytes += size
-                if self._bytes > self._high_water:
-                    waiter = self._waiter = new_waiter(self._loop)
-        self._queue.put((item, size))
+        with self._lock:
+            self._bytes += size
+            if self._bytes > self._high_water:
+                waiter = self._waiter = new_waiter(self._loop)
+        self._queue.put(tuple.__new__(_Sized, (item, size)))
         return waiter
 
     async def wait_for_space(self) -> None:
@@ -244,7 +260,7 @@ class ToThread(_Bounded, Generic[Item]):
         with self._lock:
             if self.left:
                 return False
-            self._queue.put((item, 0))
+            self._queue.put(item)
             return True
 
     # The thread's side.
@@ -255,26 +271,36 @@ class ToThread(_Bounded, Generic[Item]):
         :raises queue.Empty: when ``timeout`` s pass first.
         :raises Gone: after :meth:`end`.
         """
-        entry = self._queue.get(timeout=timeout)
+        entry = self._queue.get(True, timeout)
+        if entry is None or type(entry) is _Sized:
+            return self._unwrap(entry)
+        return entry  # type: ignore[no-any-return]
+
+    def get_nowait(self) -> Item | None:
+        """The next item if there is one, else None.
+
+        :raises Gone: after :meth:`end`.
+        """
+        try:
+            entry = self._queue.get(False)
+        except queue.Empty:
+            return None
+        if entry is None or type(entry) is _Sized:
+            return self._unwrap(entry)
+        return entry  # type: ignore[no-any-return]
+
+    def _unwrap(self, entry: _Sized | None) -> Item:
         if entry is None:
             self._queue.put(None)  # every later get fails the same way
             raise Gone
         item, size = entry
-        if size:
-            with self._lock:
-                self._bytes -= size
-                waiter = self._waiter
-                if waiter is not None and self._bytes <= self._high_water // 2:
-                    self._waiter = None
-                    post(self._call_soon, wake, waiter)
-        return item
-
-    def get_nowait(self) -> Item | None:
-        """The next item if there is one, else None."""
-        try:
-            return self.get(timeout=0)
-        except queue.Empty:
-            return None
+        with self._lock:
+            self._bytes -= size
+            waiter = self._waiter
+            if waiter is not None and self._bytes <= self._high_water // 2:
+                self._waiter = None
+                post(self._call_soon, wake, waiter)
+        return item  # type: ignore[no-any-return]
 
     def leave(self) -> None:
         """The thread stops reading: later items are dropped, a waiting loop is woken."""

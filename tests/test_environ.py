@@ -487,6 +487,36 @@ def test_encode_headers(headers: list[tuple[str, str]], encoded: Headers) -> Non
 def test_encode_headers_refuses(headers: object) -> None:
     with pytest.raises(WSGIProtocolError):
         encode_headers(headers)
+    with pytest.raises(WSGIProtocolError):
+        encode_headers(headers)  # the same again: nothing refused is remembered
+
+
+def test_encode_headers_remembers_only_short_descriptive_pairs() -> None:
+    from bridge import _headers
+
+    headers = [
+        ("Content-Type", "text/html"),
+        ("Set-Cookie", "session=secret"),
+        ("Location", "/next?token=secret"),
+        ("Cache-Control", "x" * 65),
+    ]
+    first = encode_headers(headers)
+    assert encode_headers(headers) == first
+    assert ("Content-Type", "text/html") in _headers._ENCODED
+    # No cookie, URL or long value stays in the process after its response.
+    assert not any("secret" in value or len(value) > 64 for _name, value in _headers._ENCODED)
+
+
+def test_the_encoded_headers_cache_starts_over_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge import _headers
+
+    monkeypatch.setattr(_headers, "_ENCODED", {})
+    for size in range(_headers._CACHE_MAX + 10):
+        assert encode_headers([("Content-Length", str(size))]) == [
+            (b"content-length", str(size).encode())
+        ]
+        assert len(_headers._ENCODED) <= _headers._CACHE_MAX
+    assert len(_headers._ENCODED) == 10
 
 
 # build_scope (the other direction), content_length, status_line, decode_headers.

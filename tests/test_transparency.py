@@ -619,3 +619,28 @@ def test_what_a_wsgi_middleware_sets_in_the_context_reaches_the_app(
         run_wsgi(middleware, make_environ(path))  # type: ignore[arg-type]
     assert [request_id for request_id, _ in seen] == ["/one", "/two"]
     assert REQUEST_ID.get() == "unset"
+
+
+@pytest.mark.parametrize("caller", ["trio", "asyncio", None])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_apps_task_names_its_own_loop_whatever_the_caller_names(
+    make_adapter: AdapterFactory, backend: str, caller: str | None
+) -> None:
+    # A WSGI server's thread whose context names another event loop (a thread started
+    # from a trio task: the double bridge under trio): the app's task is still told
+    # which loop runs it, so anyio and sniffio work there.
+    import sniffio
+
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(sniffio.current_async_library())
+        await asgi_apps.respond(send, b"")
+
+    adapter = make_adapter(app, lifespan="off", backend=backend)
+    context = contextvars.copy_context()
+    context.run(sniffio.current_async_library_cvar.set, caller)
+    context.run(run_wsgi, adapter, make_environ("/"))
+    assert seen == [backend]
+    assert sniffio.current_async_library_cvar.get() is None  # this thread's own: untouched

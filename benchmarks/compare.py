@@ -13,7 +13,9 @@ in the full runner.
 
 Cases: ``w2a-hello``, ``w2a-flask``, ``w2a-upload`` under uvicorn, and ``a2w-hello``,
 ``a2w-starlette``, ``a2w-upload`` under gunicorn (``--worker sync|gthread``). The
-upload cases POST ``--post-size`` bytes (default 100).
+upload cases POST ``--post-size`` bytes (default 100). ``inprocess-w2a-hello`` and
+``inprocess-a2w-hello`` call both versions directly in this process, no server
+(:mod:`benchmarks.compare_inprocess`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import io
 import os
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import apps
+from . import apps, compare_inprocess
 from .load import LoadGenerator
 from .servers import PROJECT_ROOT, Server
 
@@ -46,7 +49,7 @@ _INNER: dict[str, Callable[[], Any]] = {
     "a2w-starlette": apps.make_starlette,
     "a2w-upload": lambda: apps.asgi_upload,
 }
-CASES = tuple(_INNER)
+CASES = tuple(_INNER) + compare_inprocess.CASES
 
 
 _NATIVE: dict[str, Callable[[], Any]] = {
@@ -143,6 +146,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bridge-compare-") as tmp:
         base_dir = Path(tmp)
         export_base(args.base, base_dir)
+        if args.case in compare_inprocess.CASES:
+            sys.path.insert(0, str(base_dir))
+            figures = compare_inprocess.measure(
+                args.case, {"base": _BASE_PACKAGE, "work": "bridge"}, args.cycles, args.seconds
+            )
+            print(_table(args, "no server (in process)", figures))
+            return
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(base_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
@@ -190,8 +200,9 @@ def main() -> None:
 def _table(args: argparse.Namespace, kind: str, samples: dict[str, list[float]]) -> str:
     native = samples.get("native")
     lines = [
-        f"{args.case} under {kind}, {args.connections} connections, "
-        f"{args.cycles} cycles of {args.seconds:g} s; base = {args.base}",
+        f"{args.case} under {kind}"
+        + ("" if args.case in compare_inprocess.CASES else f", {args.connections} connections")
+        + f", {args.cycles} cycles of {args.seconds:g} s; base = {args.base}",
         "",
         "| variant | median req/s | vs native (per cycle) | vs base (per cycle) |",
         "|---|---:|---:|---:|",

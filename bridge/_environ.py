@@ -39,6 +39,11 @@ _HEADER_NAMES: dict[str, bytes | None] = {
     "CONTENT_LENGTH": b"content-length",
 }
 _CGI_CONTENT_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+# Where the headers are in an environ, by the tuple of its keys: a server builds most
+# environs with the same keys in the same order, so build_scope() then looks at its
+# header keys only, not at each of the environ's.
+_HEADER_PLANS: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+_PLANS_MAX = 256
 _UNSEEN: Any = object()
 
 
@@ -135,16 +140,17 @@ def build_environ(
         ) from None
 
 
-def _request_uri(scope: Scope, query: bytes) -> str:
+def _request_uri(scope: Scope, query: str) -> str:
     """The request target: ``raw_path`` (or the quoted ``path``), then ``?`` and the query."""
     raw_path = scope.get("raw_path")
     if raw_path:
-        target: str = raw_path.partition(b"?")[0].decode("latin-1")
+        target: bytes = raw_path.partition(b"?")[0] if b"?" in raw_path else raw_path
+        uri = target.decode("latin-1")
     else:
-        target = quote_from_bytes(
+        uri = quote_from_bytes(
             scope["path"].encode("utf-8", "surrogateescape"), safe=_RAW_PATH_SAFE
         )
-    return target + "?" + query.decode("latin-1") if query else target
+    return uri + "?" + query if query else uri
 
 
 _PAIRS = (tuple, list)
@@ -158,15 +164,18 @@ def _build_environ(
         raise TypeError(f"'method' must be a str, not {type(method).__name__}")
     root_path = scope.get("root_path", "").rstrip("/")
     scheme = scope.get("scheme") or "http"
-    query: bytes = scope.get("query_string", b"")
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    path = scope["path"]
+    if root_path or type(path) is not str or not path.isascii():
+        path = _path_info(scope, root_path)  # (an ASCII path and no root path are as they are)
     uri = _request_uri(scope, query)
     environ: Environ = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": (
             root_path if root_path.isascii() else root_path.encode("utf-8").decode("latin-1")
         ),
-        "PATH_INFO": _path_info(scope, root_path),
-        "QUERY_STRING": query.decode("latin-1"),
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
         "REQUEST_URI": uri,
         "RAW_URI": uri,
         "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
@@ -269,6 +278,21 @@ def _wsgi_str_to_utf8(value: str) -> str:
     return value.encode("latin-1").decode("utf-8", "replace")
 
 
+def _header_plan(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The header keys among an environ's ``keys``, with their ASGI names, in order."""
+    plan = []
+    for key in keys:
+        name = _HEADER_NAMES.get(key, _UNSEEN)
+        if name is _UNSEEN:
+            name = _header_name(key)
+        if name is not None:
+            plan.append((key, name))
+    if len(_HEADER_PLANS) >= _PLANS_MAX:
+        _HEADER_PLANS.clear()  # as re's cache: the plans still in use come back at once
+    found = _HEADER_PLANS[keys] = tuple(plan)
+    return found
+
+
 def _header_name(key: str) -> bytes | None:
     """The ASGI header name for an environ key, None when the key is not a header."""
     name = key[5:].lower().replace("_", "-").encode("latin-1") if key.startswith("HTTP_") else None
@@ -292,15 +316,13 @@ def build_scope(environ: Environ, *, extensions: dict[str, Any] | None = None) -
         if path_info and path_info[0] != "/":
             path_info = "/" + path_info  # a sloppy PATH_INFO: not glued to SCRIPT_NAME
         path = root_path + (path_info if path_info.isascii() else _wsgi_str_to_utf8(path_info))
+        keys = tuple(environ)
+        plan = _HEADER_PLANS.get(keys)
+        if plan is None:
+            plan = _header_plan(keys)
         headers: list[tuple[bytes, bytes]] = []
-        for key, value in environ.items():
-            name = _HEADER_NAMES.get(key, _UNSEEN)
-            if name is None:
-                continue
-            if name is _UNSEEN:
-                name = _header_name(key)
-                if name is None:
-                    continue
+        for key, name in plan:
+            value = environ[key]
             if not value and key in _CGI_CONTENT_KEYS:
                 continue  # an empty CONTENT_TYPE or CONTENT_LENGTH is no header
             headers.append((name, value.encode("latin-1")))

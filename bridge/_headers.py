@@ -26,10 +26,11 @@ _STATUS_CODES: dict[str, int] = {}
 _VALID_NAMES: dict[str, bytes] = {}
 _DECODED_NAMES: dict[bytes, str] = {}
 _REASONS: dict[int, str] = {}
-# Whole (name, value) tuples already encoded, for headers whose values describe the
+# Whole (name, value) tuples already encoded, or decoded, for headers whose values describe the
 # response rather than carry data (no cookie, credential or URL is kept here), and
 # only short ones: apps send the same few of them with most responses.
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_DECODED: dict[tuple[bytes, bytes], tuple[str, str]] = {}  # the same, the other way
 _CACHED_NAMES: Final = frozenset(
     {
         b"accept-ranges",
@@ -183,19 +184,23 @@ def decode_headers(
     decoded: list[tuple[str, str]] = []
     length: int | None = None
     try:
-        for name, value in headers:
-            text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
-            if text_name is None:
-                text_name = _decoded_name(name, value)
-            text_value = value.decode("latin-1")
-            if "\r" in text_value or "\n" in text_value or "\0" in text_value:
-                raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
-            if text_name == "content-length":
-                try:
-                    length = _declared_length(length, value)
-                except ValueError as exc:
-                    raise ASGIProtocolError(str(exc)) from None
-            decoded.append((text_name, text_value))
+        for header in headers:
+            try:
+                pair = _DECODED.get(header) if type(header) is tuple else None
+            except TypeError:  # a tuple holding a bytearray: decoded below
+                pair = None
+            if pair is None:
+                pair = _decode_header(header)
+            if pair[0] == "content-length":
+                value = pair[1]
+                if length is None and value.isdigit() and value.isascii():
+                    length = int(value)  # the common case, without a call
+                else:
+                    try:
+                        length = _declared_length(length, value.encode("latin-1"))
+                    except ValueError as exc:
+                        raise ASGIProtocolError(str(exc)) from None
+            decoded.append(pair)
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ASGIProtocolError):
             raise
@@ -203,6 +208,23 @@ def decode_headers(
             f"Expected response headers as [name, value] pairs of bytes, but got {headers!r}."
         ) from None
     return decoded, length
+
+
+def _decode_header(header: Any) -> tuple[str, str]:
+    name, value = header
+    text_name = _DECODED_NAMES.get(name) if type(name) is bytes else None
+    if text_name is None:
+        text_name = _decoded_name(name, value)
+    text_value = value.decode("latin-1")
+    if "\r" in text_value or "\n" in text_value or "\0" in text_value:
+        raise ASGIProtocolError(f"Invalid response header {(name, value)!r}.")
+    pair = (text_name, text_value)
+    if type(header) is tuple and type(name) is bytes and type(value) is bytes:
+        if name in _CACHED_NAMES and len(value) <= 64:
+            if len(_DECODED) >= _CACHE_MAX:
+                _DECODED.clear()
+            _DECODED[header] = pair
+    return pair
 
 
 def _decoded_name(name: bytes, value: bytes) -> str:

@@ -166,12 +166,22 @@ class Pump:
                 taken = channel.take()
             chunks: list[bytes] = []
             for item in taken:
-                if type(item) is Chunk:
-                    chunks.append(item.data)
-                elif type(item) is End:
+                kind = type(item)
+                if kind is Chunk:
+                    chunks.append(item.data)  # type: ignore[union-attr]
+                elif kind is Complete or kind is Start or kind is PathSend:
+                    await self._send_head(item)  # type: ignore[arg-type]
+                elif kind is Done:
+                    if chunks:
+                        await self._send_chunks(chunks, final=False)
+                    if item.error is not None:  # type: ignore[union-attr]
+                        await self._finish(item.error)  # type: ignore[union-attr]
+                    return
+                elif kind is End:
                     await self._send_chunks(chunks, final=True)
                     chunks = []
-                elif type(item) is NeedBody:
+                else:
+                    assert kind is NeedBody
                     if chunks:
                         # Send what the app wrote before it asked for the body: the
                         # client may be waiting for it before it sends any.
@@ -180,20 +190,13 @@ class Pump:
                     receiver = self._receiving()
                     if not receiver.running and await receiver.first():
                         receiver.start()  # the rest is read ahead of the app
-                elif type(item) is Done:
-                    if chunks:
-                        await self._send_chunks(chunks, final=False)
-                    if item.error is not None:
-                        await self._finish(item.error)
-                    return
-                else:
-                    await self._send_head(item)  # type: ignore[arg-type]
             if chunks:
                 self._receiving().start()  # the response streams: watch for a disconnect
                 await self._send_chunks(chunks, final=False)
 
     async def _send_head(self, item: Start | Complete | PathSend) -> None:
-        if self._gone():
+        receiver = self._receiver  # (_gone(), inlined)
+        if receiver is not None and receiver.gone:
             return
         self._started = True
         try:

@@ -728,3 +728,34 @@ def test_decode_headers_returns_the_declared_length() -> None:
 def test_decode_headers_refuses(headers: Any) -> None:
     with pytest.raises(ASGIProtocolError):
         decode_headers(headers)
+    with pytest.raises(ASGIProtocolError):
+        decode_headers(headers)  # the same again: nothing refused is remembered
+
+
+def test_decode_headers_remembers_only_short_descriptive_pairs() -> None:
+    from bridge import _headers
+
+    headers = [
+        (b"content-type", b"text/html"),
+        (b"set-cookie", b"session=secret"),
+        (b"location", b"/next?token=secret"),
+        (b"content-length", b"5"),
+        (bytearray(b"x-a"), bytearray(b"1")),
+    ]
+    first = decode_headers(headers)
+    assert first == (
+        [
+            ("content-type", "text/html"),
+            ("set-cookie", "session=secret"),
+            ("location", "/next?token=secret"),
+            ("content-length", "5"),
+            ("x-a", "1"),
+        ],
+        5,
+    )
+    assert decode_headers(headers) == first
+    assert (b"content-type", b"text/html") in _headers._DECODED
+    assert not any(b"secret" in value for _name, value in _headers._DECODED)
+    # Lengths already seen still have to agree.
+    with pytest.raises(ASGIProtocolError, match="conflicting"):
+        decode_headers([(b"content-length", b"5"), (b"content-length", b"6")])

@@ -46,6 +46,7 @@ from ._asgi_response import (
     DISCONNECTED,
     Body,
     Head,
+    Meaning,
     PathSend,
     Phase,
     fit_declared,
@@ -91,6 +92,8 @@ class Ended(NamedTuple):
 
     error: BaseException | None
 
+
+_ENDED_CLEAN: Final = Ended(None)  # (immutable: one serves every request)
 
 Item = NeedBody | Start | Body | File | Ended
 """What the task puts in the outbox for the thread."""
@@ -171,7 +174,8 @@ class AppTask:
         """The WSGI server closed the response before its end: the client went away."""
         if self._phase is not COMPLETE:
             self._phase = DISCONNECTED
-        self._settle()
+        if self._settled is not None:
+            self._settled.set()
         if self._body is _BODY_ASKED:
             self.body_arrived(DISCONNECT)
         drained, self._drained = self._drained, None
@@ -191,9 +195,8 @@ class AppTask:
 
     async def run(self) -> None:
         """The app's task (:class:`bridge._loop.Job`)."""
-        loop = self._loop
         if self._phase is DISCONNECTED:
-            loop.tasks.discard(self.task)
+            self._loop.tasks.discard(self.task)
             return  # cancelled before it started: the thread has answered already
         error: BaseException | None = None
         try:
@@ -207,17 +210,19 @@ class AppTask:
                         "The ASGI app's task was cancelled: the bridge cancelled it."
                     )
         except BaseException as exc:
+            loop = self._loop
             if isinstance(exc, loop.cancelled):
                 why = "the process is shutting down" if loop.stopping else "the bridge cancelled it"
                 error = ShuttingDown(f"The ASGI app's task was cancelled: {why}.")
                 raise
             error = exc
         finally:
-            if not self._outbox.finish(tuple.__new__(Ended, (error,))):  # the thread left
+            ended = _ENDED_CLEAN if error is None else tuple.__new__(Ended, (error,))
+            if not self._outbox.finish(ended):  # the thread left
                 phase: Phase = self._phase  # (what the awaits above changed)
                 _report_unclaimed(self._scope, error, phase is DISCONNECTED, self._told)
-            del error
-            loop.tasks.discard(self.task)
+            del error, ended
+            self._loop.tasks.discard(self.task)
 
     async def receive(self) -> Message:
         while True:
@@ -253,10 +258,6 @@ class AppTask:
             self._told = True
         return DISCONNECT
 
-    def _settle(self) -> None:
-        if self._settled is not None:
-            self._settled.set()
-
     async def send(self, message: Message) -> None:
         phase = self._phase
         if phase is DISCONNECTED or self._outbox.left:
@@ -266,50 +267,53 @@ class AppTask:
             if phase is DISCONNECTED:
                 self._told = True  # receive_message() raises ClientDisconnected for it
         self._phase, meaning = receive_message(phase, message)
-        if type(meaning) is Body:
-            drained = self._send_body(meaning)
-            if drained is not None:  # back-pressure: until the thread is down to low water
-                self._drained = drained
-                await drained
-                if self._phase is DISCONNECTED:
-                    self._told = True
-                    raise ClientDisconnected(
-                        "The client disconnected; the WSGI server closed the response."
-                    )
-        elif type(meaning) is Head:
+        if type(meaning) is Head:
             self._head = meaning  # its declared length is enforced from the first body on
-        elif type(meaning) is PathSend:
-            head, self._head = self._head, None
-            assert head is not None
-            # The WSGI thread opens it, as the app would: a relative path is relative to
-            # the working directory (no file system call on the loop).
-            self._outbox.put(File(head.status, head.headers, meaning.path))
-            self._settle()
-        else:
-            logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
-
-    def _send_body(self, body: Body) -> Waiter | None:
-        """Put ``body`` in the outbox, with the held head; a waiter when it is full."""
-        data, more = body
+            return
+        if type(meaning) is not Body:
+            self._send_other(meaning, message)
+            return
+        # The body goes to the outbox, with the held head, fitted to a declared length.
+        data, more = meaning
         head = self._head
-        fitted: Body | None = body
+        fitted: Body | None = meaning
         if self._length is not None or (
             head is not None and head.length is not None and (more or len(data) != head.length)
         ):
             # A declared length to count (not one message that is the whole of it).
-            fitted, self._length = fit_declared(self._length, head, body, self._scope["method"])
+            fitted, self._length = fit_declared(self._length, head, meaning, self._scope["method"])
         if not more and self._settled is not None:
             self._settled.set()
         if fitted is None:
-            return None  # the thread's response ended with the declared length
+            return  # the thread's response ended with the declared length
         data, more = fitted
         if more and not data:
-            return None
+            return
         item: Start | Body = fitted
         if head is not None:
             self._head = None
             item = tuple.__new__(Start, (head.status, head.headers, data, more))
-        return self._outbox.put(item, len(data) if more else 0)
+        drained = self._outbox.put(item, len(data) if more else 0)
+        if drained is not None:  # back-pressure: until the thread is down to low water
+            self._drained = drained
+            await drained
+            if self._phase is DISCONNECTED:
+                self._told = True
+                raise ClientDisconnected(
+                    "The client disconnected; the WSGI server closed the response."
+                )
+
+    def _send_other(self, meaning: Meaning, message: Message) -> None:
+        """``http.response.pathsend``, or a hint that WSGI cannot carry (dropped)."""
+        if not isinstance(meaning, PathSend):
+            logger.debug("Dropped ASGI message %r: WSGI cannot carry it.", message.get("type"))
+            return
+        head, self._head = self._head, None
+        assert head is not None
+        # The WSGI thread opens the file, as the app would (no file system call on the loop).
+        self._outbox.put(File(head.status, head.headers, meaning.path))
+        if self._settled is not None:
+            self._settled.set()
 
 
 def _report_unclaimed(

@@ -144,8 +144,9 @@ def _request_uri(scope: Scope, query: str) -> str:
     """The request target: ``raw_path`` (or the quoted ``path``), then ``?`` and the query."""
     raw_path = scope.get("raw_path")
     if raw_path:
-        target: bytes = raw_path.partition(b"?")[0] if b"?" in raw_path else raw_path
-        uri = target.decode("latin-1")
+        uri: str = raw_path.decode("latin-1")
+        if "?" in uri:  # (a str test: ``b"?" in`` bytes costs several times as much)
+            uri = uri.partition("?")[0]
     else:
         uri = quote_from_bytes(
             scope["path"].encode("utf-8", "surrogateescape"), safe=_RAW_PATH_SAFE

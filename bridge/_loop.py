@@ -148,8 +148,10 @@ class LoopThread:
         # asyncio only: the loop, and the tasks started on it directly.
         self.asyncio_loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        """The jobs' asyncio tasks; a job discards its own when it ends (cheaper than a
-        done callback, which costs the loop one more iteration per request)."""
+        """The jobs' asyncio tasks, held: the loop keeps only weak references, and a job
+        whose WSGI thread has left may be referenced by nothing else. A job discards its
+        own when it ends (cheaper than a done callback, which costs the loop one more
+        iteration per request)."""
         self.stopping = False
         """True once :meth:`stop` began: a cancelled job was not cancelled by its app."""
         self._thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)

@@ -88,6 +88,7 @@ _new = tuple.__new__
 """Builds an item without a NamedTuple's own ``__new__``, a Python call, on every request."""
 
 END: Final = End()
+_DONE_CLEAN: Final = Done(None)  # (immutable: one serves every request)
 NEED_BODY: Final = NeedBody()
 
 Item = Start | Chunk | End | Complete | PathSend | Done | NeedBody
@@ -133,6 +134,7 @@ class Worker(WSGIResponse):
         "_channel",
         "_context",
         "_environ",
+        "_held",
         "_limiter",
         "_scope",
         "_warned",
@@ -153,11 +155,14 @@ class Worker(WSGIResponse):
         self._channel = channel
         self._call_soon = call_soon
         self._limiter = limiter
-        super().__init__(environ["REQUEST_METHOD"])
         self._context = contextvars.copy_context()  # the ASGI task's, as asgiref does
         self._warned = False
+        self._held: Complete | None = None  # a whole response, put with the last item
 
     def __call__(self) -> None:
+        # The response's state starts here, in the pool thread: the loop's thread,
+        # which every request shares, does less.
+        WSGIResponse.__init__(self, self._environ["REQUEST_METHOD"])
         self._context.run(Worker._work, self)
 
     def _work(self) -> None:
@@ -187,8 +192,9 @@ class Worker(WSGIResponse):
             # server and its caller may move on while this thread still holds the job.
             del iterable
             del self._app, self._environ
-            pump_left = self._channel.finish(_new(Done, (error,)))
-            del error
+            done = _DONE_CLEAN if error is None else _new(Done, (error,))
+            pump_left = self._channel.finish(done, self._held)
+            del error, done
             if pump_left:
                 post(self._call_soon, self._limiter.release_on_behalf_of, self)
 
@@ -243,9 +249,8 @@ class Worker(WSGIResponse):
             raise
         if self.length.dropped:
             self._warn_excess()
-        # finish() follows at once (a list has no close()): one wake-up for both.
-        item = _new(Complete, (self.status, self.headers, body))
-        self._channel.put(item, wake=False)
+        # A list has no close(): finish() follows at once and puts both, one wake-up.
+        self._held = _new(Complete, (self.status, self.headers, body))
 
     def _send_path(self, wrapper: FileWrapper) -> bool:
         extensions = self._scope.get("extensions") or {}

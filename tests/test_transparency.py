@@ -644,3 +644,79 @@ def test_the_apps_task_names_its_own_loop_whatever_the_caller_names(
     context.run(run_wsgi, adapter, make_environ("/"))
     assert seen == [backend]
     assert sniffio.current_async_library_cvar.get() is None  # this thread's own: untouched
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_close_cancels_the_tasks_still_running_within_a_grace_period(
+    make_adapter: AdapterFactory,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Work an app goes on with after its response (detached) is cancelled when the
+    # adapter closes, after lifespan shutdown. An app that shrugs the cancellation off
+    # gets the grace period, then is cancelled again as the loop ends.
+    import bridge._loop
+
+    monkeypatch.setattr(bridge._loop, "SHUTDOWN_GRACE", 0.2)
+    started = threading.Event()
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await asgi_apps.serve_lifespan(receive, send)
+            return
+        await asgi_apps.respond(send, b"")
+        started.set()
+        try:
+            await anyio.sleep(TIMEOUT * 10)
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+        try:
+            await anyio.sleep(TIMEOUT * 10)
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled again")
+            raise
+
+    adapter = make_adapter(app, after_response="detach", backend=backend)
+    run_wsgi(adapter, make_environ("/"))
+    assert started.wait(TIMEOUT)
+    with caplog.at_level(logging.ERROR, logger="bridge"):
+        adapter.close()
+    assert outcome == ["cancelled", "cancelled again"]
+    assert not caplog.records
+
+
+def test_a_detached_task_that_only_waits_is_not_collected(
+    make_adapter: AdapterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncio keeps weak references to tasks: a detached task whose wait nothing else
+    # references would be collected mid-flight ("Task was destroyed but it is pending")
+    # unless the bridge holds it. It runs until close() cancels it.
+    import asyncio
+    import gc
+
+    started = threading.Event()
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await asgi_apps.serve_lifespan(receive, send)
+            return
+        await asgi_apps.respond(send, b"")
+        started.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # referenced by this frame only
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    adapter = make_adapter(app, after_response="detach", backend="asyncio")
+    run_wsgi(adapter, make_environ("/"))
+    assert started.wait(TIMEOUT)
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            gc.collect()
+        adapter.close()
+    assert outcome == ["cancelled"]
+    assert not any("destroyed" in record.getMessage() for record in caplog.records)

@@ -735,7 +735,7 @@ def test_decode_headers_refuses(headers: Any) -> None:
 def test_decode_headers_remembers_only_short_descriptive_pairs() -> None:
     from bridge import _headers
 
-    headers = [
+    headers: list[tuple[Any, Any]] = [
         (b"content-type", b"text/html"),
         (b"set-cookie", b"session=secret"),
         (b"location", b"/next?token=secret"),

@@ -118,8 +118,9 @@ class WSGICall:
         while True:
             try:
                 # _next_item(), inlined: the head is what nearly every request waits for.
-                item = outbox.get(
-                    None if deadline is None else max(0.0, deadline - time.monotonic())
+                item = outbox.get_after_yielding(
+                    self._loop.handoff_yields,
+                    None if deadline is None else max(0.0, deadline - time.monotonic()),
                 )
                 if type(item) is NeedBody:
                     self._serve_body_read()

@@ -35,7 +35,7 @@ from anyio.lowlevel import current_token
 
 from . import _hosts
 from ._lifespan import Lifespan, LifespanMode
-from ._threads import wake_without_preempting
+from ._threads import HANDOFF_YIELDS, batch_scheduling, wake_without_preempting
 from .types import ASGIApp
 
 logger = logging.getLogger("bridge")
@@ -154,6 +154,9 @@ class LoopThread:
         iteration per request)."""
         self.stopping = False
         """True once :meth:`stop` began: a cancelled job was not cancelled by its app."""
+        self.handoff_yields = HANDOFF_YIELDS if batch_scheduling() else 0
+        """How often a thread that handed this loop a job offers it its core before it
+        sleeps (:data:`bridge._threads.HANDOFF_YIELDS`, with the opt-in)."""
         self._thread = threading.Thread(target=self._run, name="bridge-asgi-loop", daemon=True)
 
     def start(self, timeout: float) -> None:

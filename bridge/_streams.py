@@ -22,6 +22,7 @@ lock with ``acquire()`` and ``release()`` in ``try``/``finally``: half the cost 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 from collections.abc import Generator
@@ -300,6 +301,16 @@ class ToThread(_Bounded, Generic[Item]):
         if entry is None or type(entry) is _Sized:
             return self._unwrap(entry)
         return entry  # type: ignore[no-any-return]
+
+    def get_after_yielding(self, yields: int, timeout: float | None = None) -> Item:
+        """:meth:`get`, after offering this thread's core to others up to ``yields``
+        times while nothing waits (``sched_yield``), for a producer on the same core."""
+        for _ in range(yields):
+            item = self.get_nowait()
+            if item is not None:
+                return item
+            os.sched_yield()
+        return self.get(timeout)
 
     def get_nowait(self) -> Item | None:
         """The next item if there is one, else None.

@@ -12,8 +12,10 @@ not exist.
 
 With ``BRIDGE_BATCH_SCHEDULING=1`` in the environment, the bridge's own threads
 (these and ``ASGIToWSGI``'s loop thread) ask the scheduler not to preempt the thread
-that woke them (:func:`wake_without_preempting`). It is off by default: it changes the
-scheduling policy of threads that run the user's code.
+that woke them (:func:`wake_without_preempting`), and a WSGI server's thread that hands
+a request to ``ASGIToWSGI``'s loop offers it its core before it sleeps
+(:data:`HANDOFF_YIELDS`). It is off by default: it changes the scheduling policy of
+threads that run the user's code.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ _IDLE_SECONDS = 10.0
 _OPT_IN = "BRIDGE_BATCH_SCHEDULING"
 
 
+def batch_scheduling() -> bool:
+    """Whether the opt-in ``BRIDGE_BATCH_SCHEDULING=1`` is set (and the system has it)."""
+    return hasattr(os, "sched_setscheduler") and os.environ.get(_OPT_IN, "") not in ("", "0")
+
+
+HANDOFF_YIELDS = 3
+"""With the opt-in, how many times a WSGI server's thread that has handed a request to
+the loop's thread offers it its core (``sched_yield``) before it sleeps: on a core the
+two share, the loop then answers without waking a sleeper that would preempt it only
+to wait for the GIL. On another core each offer returns at once (a system call)."""
+
+
 def wake_without_preempting() -> None:
     """With ``BRIDGE_BATCH_SCHEDULING=1``, put the calling thread under ``SCHED_BATCH``.
 
@@ -37,11 +51,10 @@ def wake_without_preempting() -> None:
     of the CPU and only turns off that wake-up preemption. Threads it creates inherit
     it, and it can raise their wake-up latency under load, so it is an opt-in.
     """
-    setscheduler = getattr(os, "sched_setscheduler", None)
-    if setscheduler is None or os.environ.get(_OPT_IN, "") in ("", "0"):
+    if not batch_scheduling():
         return
     try:
-        setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except OSError:
         pass  # not permitted here (a sandbox's seccomp profile): keep the default
 

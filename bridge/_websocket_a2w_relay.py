@@ -61,7 +61,7 @@ from typing import Final, Protocol
 from wsproto.handshake import H11Handshake
 
 from ._loop import CallSoon, post
-from ._threads import wake_without_preempting
+from ._threads import batch_scheduling, wake_without_preempting
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_mailbox import Mailbox
 from ._websocket_a2w_session import Session, Wire
@@ -82,10 +82,9 @@ def _batch_scheduling() -> int | None:
     ``SCHED_BATCH`` as the bridge's own threads do (``wake_without_preempting``): the
     app's task wakes it for every message, and it would preempt the loop thread only
     to wait for the GIL. Returns the server thread's policy, to give it back."""
-    getscheduler = getattr(os, "sched_getscheduler", None)
-    if getscheduler is None or os.environ.get("BRIDGE_BATCH_SCHEDULING", "") in ("", "0"):
+    if not batch_scheduling():
         return None
-    policy: int = getscheduler(0)
+    policy: int = os.sched_getscheduler(0)
     wake_without_preempting()
     return policy
 

@@ -158,3 +158,32 @@ def test_after_leave_items_are_dropped_and_finish_says_nobody_reads() -> None:
     assert stream.finish(2) is False
     assert stream.get_nowait() == 0
     assert stream.get_nowait() is None
+
+
+def test_get_after_yielding_offers_the_core_while_nothing_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    stream: ToThread[int] = ToThread(lambda *args: None, None, high_water=10)
+    yields: list[int] = []
+
+    def sched_yield() -> None:
+        yields.append(1)
+        if len(yields) == 2:
+            stream.put(7)  # the producer answers while this thread stands aside
+
+    monkeypatch.setattr(os, "sched_yield", sched_yield)
+    assert stream.get_after_yielding(3, TIMEOUT) == 7
+    assert len(yields) == 2
+    stream.put(8)
+    assert stream.get_after_yielding(3, TIMEOUT) == 8  # there already: no offer
+    assert len(yields) == 2
+    # Nothing comes while it offers: it sleeps in get() until something does.
+    thread, results = in_thread(lambda: stream.get_after_yielding(3, TIMEOUT))
+    thread.join(0.2)
+    assert thread.is_alive()
+    stream.put(9)
+    thread.join(TIMEOUT)
+    assert results == [9]
+    assert len(yields) == 5

@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable
 from typing import cast
 
+import anyio
 import pytest
 
 from bridge import ASGIToWSGI
@@ -137,3 +138,46 @@ def test_an_idle_pool_thread_holds_no_job_it_ran() -> None:
         gc.collect()
         time.sleep(0.01)  # the thread drops its reference right after the call
     assert gone() is None
+
+
+@pytest.mark.parametrize("opt_in", [True, False])
+def test_with_the_opt_in_the_wsgi_thread_offers_the_loop_its_core_before_it_sleeps(
+    monkeypatch: pytest.MonkeyPatch, opt_in: bool
+) -> None:
+    if opt_in:
+        monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
+    else:
+        monkeypatch.delenv("BRIDGE_BATCH_SCHEDULING", raising=False)
+    caller = threading.get_ident()
+    offers: list[int] = []
+    offered = threading.Event()
+    real_yield = os.sched_yield
+
+    def sched_yield() -> None:
+        if threading.get_ident() == caller:
+            offers.append(1)
+            offered.set()
+        real_yield()
+
+    monkeypatch.setattr(os, "sched_yield", sched_yield)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if opt_in:  # answer once the waiting thread has stood aside (bounded)
+            await anyio.to_thread.run_sync(offered.wait, TIMEOUT)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    adapter = ASGIToWSGI(app, lifespan="off")
+    try:
+        statuses: list[str] = []
+
+        def start_response(status: str, headers: object, exc_info: object = None) -> None:
+            statuses.append(status)
+
+        result = adapter(make_environ(), cast(StartResponse, start_response))
+        assert list(result) == [b""]
+        assert statuses == ["204 No Content"]
+        assert (len(offers) > 0) is opt_in
+        assert len(offers) <= 3
+    finally:
+        adapter.close()

@@ -101,6 +101,10 @@ class Mailbox:
 
     # The relay, in the WSGI thread.
 
+    def has_commands(self) -> bool:
+        """Whether commands wait (a look without the lock: :meth:`prepare_sleep` is sure)."""
+        return bool(self._outbox)
+
     def take(self) -> tuple[Command, int] | None:
         """The next command and its size, None when there is none."""
         outbox = self._outbox

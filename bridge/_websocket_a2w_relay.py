@@ -61,7 +61,7 @@ from typing import Final, Protocol
 from wsproto.handshake import H11Handshake
 
 from ._loop import CallSoon, post
-from ._threads import batch_scheduling, wake_without_preempting
+from ._threads import HANDOFF_YIELDS, batch_scheduling, wake_without_preempting
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_mailbox import Mailbox
 from ._websocket_a2w_session import Session, Wire
@@ -122,6 +122,8 @@ class Relay:
         self._app = app
         self._call_soon = call_soon
         self._session = Session(handshake, limits, self)
+        self._yields = 0  # with the opt-in: HANDOFF_YIELDS after each delivery
+        self._delivered = False  # a message went to the app since the last wait
 
     @property
     def app_error(self) -> BaseException | None:
@@ -141,6 +143,8 @@ class Relay:
         sock.setblocking(False)
         selector = selectors.DefaultSelector()
         policy = _batch_scheduling()
+        if policy is not None:
+            self._yields = HANDOFF_YIELDS
         try:
             selector.register(self._mailbox.wake_socket(), selectors.EVENT_READ)
             selector.register(sock, selectors.EVENT_READ)
@@ -196,6 +200,15 @@ class Relay:
 
     def _wait(self, selector: selectors.BaseSelector, mask: int) -> int:
         """Sleep until the socket or the app has something; returns the socket's mask."""
+        if self._delivered:
+            # With the opt-in, offer the loop's thread this core before sleeping: on a
+            # shared core the app's answer is then waiting, and the loop need not wake
+            # this thread through the socket pair (nor be preempted by it).
+            self._delivered = False
+            for _ in range(self._yields):
+                os.sched_yield()
+                if self._mailbox.has_commands():
+                    return mask
         session = self._session
         paused = self._mailbox.prepare_sleep(session.out.size < _OUT_LIMIT)
         if paused is None:
@@ -234,6 +247,7 @@ class Relay:
     # SessionEvents, in this thread: posted to the app's task on the loop.
 
     def deliver(self, messages: list[tuple[Message, int]]) -> None:
+        self._delivered = True
         self._mailbox.delivered(sum(size for _, size in messages))
         post(self._call_soon, self._app.deliver, messages)
 

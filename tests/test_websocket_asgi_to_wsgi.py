@@ -753,3 +753,36 @@ def test_the_opt_in_batch_scheduling_lasts_the_session(
         served = server.finished()
     assert during == os.SCHED_BATCH
     assert served.policy == os.SCHED_OTHER, "the server's thread kept the bridge's policy"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_yield"), reason="sched_yield is POSIX")
+@pytest.mark.parametrize("opt_in", [True, False])
+def test_with_the_opt_in_the_relay_offers_the_loop_its_core_after_a_delivery(
+    adapt: AdapterFactory, monkeypatch: pytest.MonkeyPatch, opt_in: bool
+) -> None:
+    if opt_in:
+        monkeypatch.setenv("BRIDGE_BATCH_SCHEDULING", "1")
+    else:
+        monkeypatch.delenv("BRIDGE_BATCH_SCHEDULING", raising=False)
+    offers: list[str] = []
+    real_yield = os.sched_yield
+
+    def sched_yield() -> None:
+        offers.append(threading.current_thread().name)
+        real_yield()
+
+    monkeypatch.setattr(os, "sched_yield", sched_yield)
+    with StandIn(adapt(Echo())) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        for text in ("one", "two", "three"):
+            client.send(TextMessage(text))
+            assert client.message() == text
+        client.send(CloseConnection(1000))
+        client.closed()
+        server.finished()
+    relay = [name for name in offers if name == "stand-in"]
+    if opt_in:
+        assert 1 <= len(relay) <= 3 * 4  # at most 3 offers per delivery (4 with the close)
+    else:
+        assert relay == []

@@ -165,10 +165,14 @@ def _encode_header(header: Any) -> tuple[bytes, bytes]:
         )
     pair = (raw_name, raw_value.strip(b" \t"))
     if raw_name in _CACHED_NAMES and type(header) is tuple and len(value) <= 64:
-        if len(_ENCODED) >= _CACHE_MAX:
-            _ENCODED.clear()  # as re's cache: what is still in use comes back at once
-        _ENCODED[header] = pair
+        _remember(_ENCODED, header, pair)
     return pair
+
+
+def _remember(cache: dict[Any, Any], header: tuple[Any, Any], pair: tuple[Any, Any]) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()  # as re's cache: what is still in use comes back at once
+    cache[header] = pair
 
 
 def decode_headers(
@@ -221,9 +225,7 @@ def _decode_header(header: Any) -> tuple[str, str]:
     pair = (text_name, text_value)
     if type(header) is tuple and type(name) is bytes and type(value) is bytes:
         if name in _CACHED_NAMES and len(value) <= 64:
-            if len(_DECODED) >= _CACHE_MAX:
-                _DECODED.clear()
-            _DECODED[header] = pair
+            _remember(_DECODED, header, pair)
     return pair
 
 

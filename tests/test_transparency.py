@@ -14,6 +14,7 @@ import io
 import logging
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -646,6 +647,27 @@ def test_the_apps_task_names_its_own_loop_whatever_the_caller_names(
     assert sniffio.current_async_library_cvar.get() is None  # this thread's own: untouched
 
 
+def detached_after_response(
+    make_adapter: AdapterFactory, backend: str, after: Callable[[], Awaitable[None]]
+) -> ASGIToWSGI:
+    """An adapter whose app answers, then runs ``after()`` detached from the request;
+    returned once ``after()`` has started."""
+    started = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await asgi_apps.serve_lifespan(receive, send)
+            return
+        await asgi_apps.respond(send, b"")
+        started.set()
+        await after()
+
+    adapter = make_adapter(app, after_response="detach", backend=backend)
+    run_wsgi(adapter, make_environ("/"))
+    assert started.wait(TIMEOUT)
+    return adapter
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_close_cancels_the_tasks_still_running_within_a_grace_period(
     make_adapter: AdapterFactory,
@@ -659,15 +681,9 @@ def test_close_cancels_the_tasks_still_running_within_a_grace_period(
     import bridge._loop
 
     monkeypatch.setattr(bridge._loop, "SHUTDOWN_GRACE", 0.2)
-    started = threading.Event()
     outcome: list[str] = []
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await asgi_apps.serve_lifespan(receive, send)
-            return
-        await asgi_apps.respond(send, b"")
-        started.set()
+    async def after() -> None:
         try:
             await anyio.sleep(TIMEOUT * 10)
         except anyio.get_cancelled_exc_class():
@@ -678,9 +694,7 @@ def test_close_cancels_the_tasks_still_running_within_a_grace_period(
             outcome.append("cancelled again")
             raise
 
-    adapter = make_adapter(app, after_response="detach", backend=backend)
-    run_wsgi(adapter, make_environ("/"))
-    assert started.wait(TIMEOUT)
+    adapter = detached_after_response(make_adapter, backend, after)
     with caplog.at_level(logging.ERROR, logger="bridge"):
         adapter.close()
     assert outcome == ["cancelled", "cancelled again"]
@@ -696,24 +710,16 @@ def test_a_detached_task_that_only_waits_is_not_collected(
     import asyncio
     import gc
 
-    started = threading.Event()
     outcome: list[str] = []
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await asgi_apps.serve_lifespan(receive, send)
-            return
-        await asgi_apps.respond(send, b"")
-        started.set()
+    async def after() -> None:
         try:
             await asyncio.get_running_loop().create_future()  # referenced by this frame only
         except asyncio.CancelledError:
             outcome.append("cancelled")
             raise
 
-    adapter = make_adapter(app, after_response="detach", backend="asyncio")
-    run_wsgi(adapter, make_environ("/"))
-    assert started.wait(TIMEOUT)
+    adapter = detached_after_response(make_adapter, "asyncio", after)
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
             gc.collect()

@@ -20,6 +20,12 @@ app's task (:class:`bridge._asgi_to_wsgi_task.AppTask`) never touches them.
    as itself. ``after_response="detach"`` leaves instead, and the task logs its own
    errors; ``after_response_timeout`` bounds the wait. A ``close()`` before the end
    means the client left: the task is told, and the thread goes.
+
+The app's error, raised here, keeps in its traceback every frame it leaves, with
+their locals: a frame that still held the error (or the item that carried it) would
+close a reference cycle, and the request's objects (the environ, the app's) would
+wait for the cyclic GC instead of going at once. So each such frame drops them as
+the error leaves (``finally: item = None``).
 """
 
 from __future__ import annotations
@@ -143,21 +149,14 @@ class WSGICall:
             if type(item) is File:
                 return self._send_file(item)
             assert type(item) is Ended
-            return self._ended_before_response(item.error)
-
-    def _ended_before_response(self, error: BaseException | None) -> Any:
-        self._state = _DONE
-        if self._input.outcome is Outcome.TOO_LARGE:
-            # The bridge's own limit ended the body: its answer, whatever the app made of
-            # the disconnect it was given.
-            exc = BodyTooLarge(self._adapter.max_body_size or 0)
-            logger.info("Answering 413: %s", exc)
-            return _plain(self._start_response, 413, str(exc))
-        if error is not None:
-            raise error
-        if self._input.outcome is Outcome.CUT:  # not answering a client that has gone is allowed
-            raise ClientDisconnected("The client disconnected before the response.")
-        raise ASGIProtocolError("The ASGI app returned without starting a response.")
+            self._state = _DONE
+            try:
+                limit = self._adapter.max_body_size
+                return _ended_before_response(
+                    self._input.outcome, item.error, limit, self._start_response
+                )
+            finally:
+                item = None  # type: ignore[assignment]  # (no cycle: see the essay)
 
     def next_chunk(self) -> bytes | None:
         """The next body chunk of a streamed response; None at its end.
@@ -177,7 +176,10 @@ class WSGICall:
                 continue
             self._state = _DONE
             if type(item) is Ended and item.error is not None:
-                raise item.error
+                try:
+                    raise item.error
+                finally:
+                    item = None  # type: ignore[assignment]  # (no cycle: see the essay)
             raise ASGIProtocolError("The ASGI app returned before completing its response.")
 
     def finish(self) -> None:
@@ -200,7 +202,10 @@ class WSGICall:
         if item.error is not None:
             if drops_close_errors(self._environ):
                 _log_late(self._environ, item.error)
-            raise item.error
+            try:
+                raise item.error
+            finally:
+                item = None  # (no cycle: see the essay)
 
     def _wait_for_the_end(self, item: Item | None) -> Ended | None:
         """The app's end, serving its body reads meanwhile (``after_response_timeout``);
@@ -268,6 +273,27 @@ class WSGICall:
         if wrapper is not None:
             return wrapper(file, CHUNK)
         return FileWrapper(cast("IO[bytes]", file), CHUNK)  # in blocks, closed with it
+
+
+def _ended_before_response(
+    outcome: Outcome, error: BaseException | None, limit: int | None, start_response: StartResponse
+) -> Any:
+    """The answer when the app's task ended before a response: the bridge's 413, or the
+    app's error, or what the request's end says, raised to the WSGI server."""
+    if outcome is Outcome.TOO_LARGE:
+        # The bridge's own limit ended the body: its answer, whatever the app made of the
+        # disconnect it was given.
+        exc = BodyTooLarge(limit or 0)
+        logger.info("Answering 413: %s", exc)
+        return _plain(start_response, 413, str(exc))
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None  # (no cycle: see the essay)
+    if outcome is Outcome.CUT:  # not answering a client that has gone is allowed
+        raise ClientDisconnected("The client disconnected before the response.")
+    raise ASGIProtocolError("The ASGI app returned without starting a response.")
 
 
 def _plain(start_response: StartResponse, status: int, text: str) -> list[bytes]:

@@ -195,7 +195,12 @@ class Pump:
                     if chunks:
                         await self._send_chunks(chunks, final=False)
                     if item.error is not None:  # type: ignore[union-attr]
-                        await self._finish(item.error)  # type: ignore[union-attr]
+                        try:
+                            await self._finish(item.error)  # type: ignore[union-attr]
+                        finally:
+                            # The error's traceback keeps this frame: no cycle through it
+                            # (the request's objects go at once, not with the cyclic GC).
+                            item = taken = None  # type: ignore[assignment]
                     return
                 elif kind is End:
                     await self._send_chunks(chunks, final=True)
@@ -254,7 +259,10 @@ class Pump:
             logger.info("Answering 413 to %r: %s", self._scope.get("path"), error)
             await send_plain(self._send, error.status_hint, str(error))
             return
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # its traceback keeps this frame: no reference cycle
 
 
 def request_environ(

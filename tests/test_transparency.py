@@ -726,3 +726,69 @@ def test_a_detached_task_that_only_waits_is_not_collected(
         adapter.close()
     assert outcome == ["cancelled"]
     assert not any("destroyed" in record.getMessage() for record in caplog.records)
+
+
+async def _raises_before(scope: Scope, receive: Receive, send: Send) -> None:
+    raise ValueError("boom")
+
+
+async def _raises_during(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"a", "more_body": True})
+    raise ValueError("boom")
+
+
+async def _raises_after(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"a"})
+    raise ValueError("boom")
+
+
+def _wsgi_raises_before(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    raise ValueError("boom")
+
+
+def _wsgi_raises_during(environ: Environ, start_response: StartResponse) -> Any:
+    start_response("200 OK", [])
+    yield b"a"
+    raise ValueError("boom")
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        pytest.param(_raises_before, id="a2w-before-the-response"),
+        pytest.param(_raises_during, id="a2w-during-the-response"),
+        pytest.param(_raises_after, id="a2w-after-the-response"),
+        pytest.param(WSGIToASGI(_wsgi_raises_before), id="double-before-the-response"),
+        pytest.param(WSGIToASGI(_wsgi_raises_during), id="double-during-the-response"),
+    ],
+)
+def test_an_apps_error_leaves_no_reference_cycle(make_adapter: AdapterFactory, inner: Any) -> None:
+    # The error raised to the WSGI server keeps the frames it left in its traceback;
+    # none may still hold it, or the request's objects (the environ, the app's own)
+    # would wait for the cyclic GC instead of going with the request, as natively.
+    import gc
+
+    adapter = make_adapter(inner, lifespan="off")
+
+    def call() -> None:
+        try:
+            result = adapter(make_environ("/"), RecordingStartResponse())
+            try:
+                for _ in result:
+                    pass
+            finally:
+                result.close()
+        except ValueError:
+            pass
+
+    call()  # warm-up: the loop, the pool threads, the caches
+    gc.collect()
+    gc.disable()
+    try:
+        call()
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0

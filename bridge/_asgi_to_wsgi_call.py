@@ -120,17 +120,9 @@ class WSGICall:
     def _await_head(self) -> Any:
         timeout = self._adapter.response_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        outbox = self._outbox
         while True:
             try:
-                # _next_item(), inlined: the head is what nearly every request waits for.
-                item = outbox.get_after_yielding(
-                    self._loop.handoff_yields,
-                    None if deadline is None else max(0.0, deadline - time.monotonic()),
-                )
-                if type(item) is NeedBody:
-                    self._serve_body_read()
-                    continue
+                item = self._next_item(deadline, self._loop.handoff_yields)
             except queue.Empty:
                 self._state = _LEFT
                 self._outbox.leave()
@@ -238,11 +230,16 @@ class WSGICall:
             if type(item) is Ended and item.error is not None:
                 _log_late(self._environ, item.error)
 
-    def _next_item(self, deadline: float | None = None) -> Start | Body | File | Ended:
-        """The next item from the app's task, serving its body reads meanwhile."""
+    def _next_item(
+        self, deadline: float | None = None, yields: int = 0
+    ) -> Start | Body | File | Ended:
+        """The next item from the app's task, serving its body reads meanwhile; waiting,
+        it first offers the loop its core ``yields`` times (the opt-in's hand-off)."""
         outbox = self._outbox
         while True:
-            item = outbox.get(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            item = outbox.get_after_yielding(
+                yields, None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
             if not isinstance(item, NeedBody):
                 return item
             self._serve_body_read()

@@ -308,12 +308,9 @@ class ToThread(_Bounded, Generic[Item]):
         :raises Gone: after :meth:`end`.
         """
         try:
-            entry = self._queue.get(False)
+            return self.get(0.0)
         except queue.Empty:
             return None
-        if entry is None or type(entry) is _Sized:
-            return self._unwrap(entry)
-        return entry  # type: ignore[no-any-return]
 
     def _unwrap(self, entry: _Sized | None) -> Item:
         if entry is None:

@@ -170,27 +170,7 @@ class Pump:
                 if kind is Chunk:
                     chunks.append(item.data)  # type: ignore[union-attr]
                 elif kind is Complete or kind is Start or kind is PathSend:
-                    # The head (with the whole body or the file); inlined: a coroutine
-                    # fewer per request.
-                    receiver = self._receiver
-                    if receiver is not None and receiver.gone:
-                        continue
-                    self._started = True
-                    head: Start | Complete | PathSend = item  # type: ignore[assignment]
-                    try:
-                        await self._send(
-                            {
-                                "type": "http.response.start",
-                                "status": head.status,
-                                "headers": head.headers,
-                            }
-                        )
-                        if type(head) is Complete:
-                            await self._send({"type": "http.response.body", "body": head.body})
-                        elif type(head) is PathSend:
-                            await self._send({"type": "http.response.pathsend", "path": head.path})
-                    except OSError:
-                        self._receiving().abort()  # a send() that fails: the client has gone
+                    await self._send_head(item)  # type: ignore[arg-type]
                 elif kind is Done:
                     if chunks:
                         await self._send_chunks(chunks, final=False)
@@ -218,6 +198,22 @@ class Pump:
             if chunks:
                 self._receiving().start()  # the response streams: watch for a disconnect
                 await self._send_chunks(chunks, final=False)
+
+    async def _send_head(self, item: Start | Complete | PathSend) -> None:
+        """The response's head, with the whole body or the file when the item has one."""
+        if self._gone():
+            return
+        self._started = True
+        try:
+            await self._send(
+                {"type": "http.response.start", "status": item.status, "headers": item.headers}
+            )
+            if type(item) is Complete:
+                await self._send({"type": "http.response.body", "body": item.body})
+            elif type(item) is PathSend:
+                await self._send({"type": "http.response.pathsend", "path": item.path})
+        except OSError:
+            self._receiving().abort()  # a send() that fails with an OSError: the client has gone
 
     async def _send_chunks(self, chunks: list[bytes], final: bool) -> None:
         """Send ``chunks``, joined into messages of up to ``chunk_size`` bytes."""

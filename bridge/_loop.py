@@ -197,6 +197,10 @@ class LoopThread:
         self._pending.append((job, contextvars.copy_context()))
         post(self.call_soon, self._wake_spawner)
 
+    def has_stopped(self) -> bool:
+        """Whether the loop's thread has ended (or never started)."""
+        return self._finished.is_set()
+
     def stop(self, timeout: float) -> None:
         """Run lifespan shutdown, then stop the loop; waits at most ``timeout`` s."""
         if not self._thread.is_alive():

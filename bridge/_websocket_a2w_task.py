@@ -1,10 +1,11 @@
 """The ASGI app's side of one WebSocket connection under ``ASGIToWSGI``.
 
-A :class:`WebSocketTask` is the job the adapter's loop thread runs: it calls the
-app with the ``websocket`` scope, and its ``receive()`` and ``send()`` talk to the
-relay (the WSGI thread that owns the socket) through a :class:`Mailbox` one way
-and loop callbacks the other way (:meth:`deliver`, :meth:`drained`, :meth:`over`).
-See :mod:`bridge._websocket_a2w_relay` for the whole picture.
+A :class:`WebSocketTask` is the job the adapter's loop thread runs: it starts the
+connection's :class:`~bridge._websocket_a2w_relay.Relay` (the socket's I/O, on the
+same loop), calls the app with the ``websocket`` scope, and its ``receive()`` and
+``send()`` talk to the relay by plain calls: :meth:`Relay.submit` and
+:meth:`Relay.consumed` one way, :meth:`deliver`, :meth:`drained` and :meth:`over`
+the other. See :mod:`bridge._websocket_a2w_relay` for the whole picture.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
+import sys
 from typing import TYPE_CHECKING, Final
 
+import anyio
+from wsproto.handshake import H11Handshake
+
 from ._streams import Waiter, new_waiter, wake
-from ._websocket_a2w_mailbox import Mailbox
+from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_phase import DONE, Phase, check
+from ._websocket_a2w_poll import AnyioPoller, AsyncioPoller
+from ._websocket_a2w_relay import Relay
 from .exceptions import ClientDisconnected, ShuttingDown
 from .types import ASGIApp, Message, Scope
 
@@ -39,20 +47,30 @@ class WebSocketTask:
         "_heard",
         "_inbox",
         "_loop",
-        "_mailbox",
         "_over",
         "_scope",
+        "_sock",
         "_subprotocols",
         "phase",
+        "relay",
         "task",
     )
 
-    def __init__(self, app: ASGIApp, scope: Scope, mailbox: Mailbox, loop: LoopThread) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        loop: LoopThread,
+        sock: socket.socket,
+        handshake: H11Handshake,
+        limits: Limits,
+    ) -> None:
         self._app = app
         self._scope = scope
         self._subprotocols: list[str] = scope["subprotocols"]
-        self._mailbox = mailbox
         self._loop = loop
+        self._sock = sock
+        self.relay = Relay(sock, handshake, limits, self)
         self.phase = Phase.CONNECTING
         self._connected = False
         self._inbox: collections.deque[tuple[Message, int]] = collections.deque()
@@ -65,7 +83,20 @@ class WebSocketTask:
         """Set by the loop when it starts the task on asyncio (:class:`bridge._loop.Job`)."""
 
     async def run(self) -> None:
-        """The app's task (:class:`bridge._loop.Job`)."""
+        """The connection's task (:class:`bridge._loop.Job`)."""
+        asyncio_loop = self._loop.asyncio_loop
+        if asyncio_loop is not None and sys.platform != "win32":
+            self.relay.start(AsyncioPoller(asyncio_loop, self._sock, self.relay))
+            await self._call_app()
+            return
+        # trio, and asyncio's proactor loop (no add_reader): the poller's own tasks.
+        poller = AnyioPoller(self._sock, self.relay)
+        async with anyio.create_task_group() as group:
+            group.start_soon(poller.run)
+            self.relay.start(poller)
+            await self._call_app()
+
+    async def _call_app(self) -> None:
         loop = self._loop
         error: BaseException | None = None
         try:
@@ -77,7 +108,7 @@ class WebSocketTask:
             error = exc
         finally:
             heard = self._over["code"] if self._heard and self._over is not None else None
-            if self._mailbox.submit((DONE, error, heard), 0) is None and error is not None:
+            if self.relay.submit((DONE, error, heard), 0) is None and error is not None:
                 # The relay has ended, so it cannot report this: say it here, unless it
                 # is the OSError a send() raises once the client is gone, or what the app
                 # raised once told the client went away (1006).
@@ -101,7 +132,7 @@ class WebSocketTask:
             if inbox:
                 message, size = inbox.popleft()
                 if size:
-                    self._mailbox.consumed(size)
+                    self.relay.consumed(size)
                 return message
             if self._over is not None:
                 self._heard = True
@@ -114,7 +145,7 @@ class WebSocketTask:
     async def _send(self, message: Message) -> None:
         phase, command, size = check(self.phase, message, self._subprotocols)
         self.phase = phase
-        wait = self._mailbox.submit(command, size)
+        wait = self.relay.submit(command, size)
         if wait is None:
             self.phase = Phase.CLOSED
             raise ClientDisconnected("The WebSocket connection is closed.")
@@ -126,7 +157,7 @@ class WebSocketTask:
                     "The WebSocket connection closed before the message was sent."
                 )
 
-    # Called on the loop by the relay (posted from the WSGI thread).
+    # Called by the relay.
 
     def deliver(self, messages: list[tuple[Message, int]]) -> None:
         """Messages from the client, each with its size."""

@@ -1,10 +1,10 @@
 """An ASGI app's WebSockets on a WSGI server: ``ASGIToWSGI``'s dispatch to them.
 
 :func:`serve_websocket` takes an upgrade request when the WSGI server offers the
-connection's socket, runs the app with a ``websocket`` scope on the adapter's loop
-and relays the connection in the calling WSGI thread (see
-:mod:`bridge._websocket_a2w_relay`), then tells the server the connection is
-finished in the way that server understands:
+connection's socket, serves the connection on the adapter's loop, where the app
+runs with a ``websocket`` scope (see :mod:`bridge._websocket_a2w_relay`), holds the
+calling WSGI thread until the connection is over, then tells the server the
+connection is finished in the way that server understands:
 
 * gunicorn (sync and gthread workers): ``StopIteration`` from the app call, the
   workers' own signal to close a connection without answering ("Closing
@@ -95,8 +95,6 @@ def serve_websocket(
     from wsproto.connection import ConnectionType
     from wsproto.handshake import H11Handshake
 
-    from ._websocket_a2w_mailbox import Mailbox
-    from ._websocket_a2w_relay import Relay
     from ._websocket_a2w_task import WebSocketTask
 
     problem = websocket_handshake_problem(environ)
@@ -114,16 +112,15 @@ def serve_websocket(
         return _refuse(start_response, problem)
     if loop.lifespan.supported:
         scope["state"] = loop.lifespan.state.copy()
-    mailbox = Mailbox(adapter.high_water)
-    task = WebSocketTask(adapter.app, scope, mailbox, loop)
     limits = dataclasses.replace(
         DEFAULT_LIMITS,
         high_water=adapter.high_water,
         max_message_size=adapter.websocket_max_size,
     )
-    relay = Relay(sock, handshake, mailbox, task, loop.call_soon, limits)
+    task = WebSocketTask(adapter.app, scope, loop, sock, handshake, limits)
+    relay = task.relay
     loop.spawn(task)
-    error = relay.run()
+    error = relay.wait(loop)
     if error is not None:
         raise error  # nothing was written: the server answers 500 and logs it
     if relay.app_error is not None:

@@ -13,7 +13,6 @@ Every socket operation and every wait is bounded by :data:`TIMEOUT`.
 from __future__ import annotations
 
 import io
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -51,16 +50,21 @@ class Served:
     status: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
-    policy: int | None = None
-    """The thread's scheduling policy once the adapter let go of it (Linux)."""
 
 
 class StandIn:
     """A one-connection WSGI server that hands its socket to the app (see module doc)."""
 
-    def __init__(self, adapter: ASGIToWSGI, socket_key: str = "gunicorn.socket") -> None:
+    def __init__(
+        self,
+        adapter: ASGIToWSGI,
+        socket_key: str = "gunicorn.socket",
+        offer: Callable[[socket.socket], socket.socket] | None = None,
+    ) -> None:
         self.adapter = adapter
         self.socket_key = socket_key
+        self.offer = offer
+        """What the environ offers for the server's socket (the socket itself if None)."""
         self.client_sock, self.server_sock = socket.socketpair()
         for sock in (self.client_sock, self.server_sock):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
@@ -94,20 +98,14 @@ class StandIn:
     def is_serving(self) -> bool:
         return self._thread.is_alive()
 
-    @property
-    def native_id(self) -> int:
-        """The server thread's id for the OS (``sched_getscheduler`` takes it)."""
-        native_id = self._thread.native_id
-        assert native_id is not None
-        return native_id
-
     def _serve(self) -> None:
         sock = self.server_sock
         try:
             request = _read_request(sock)
         except OSError:
             return
-        self.environ = environ = _environ(request, sock, self.socket_key)
+        offered = sock if self.offer is None else self.offer(sock)
+        self.environ = environ = _environ(request, offered, self.socket_key)
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -124,8 +122,6 @@ class StandIn:
                 getattr(result, "close", lambda: None)()
         except BaseException as exc:  # recorded for the test, as a server logs it
             self.served.exception = exc
-            if hasattr(os, "sched_getscheduler"):
-                self.served.policy = os.sched_getscheduler(0)
             if not isinstance(exc, (StopIteration, ConnectionError)):
                 _answer(sock, "500 Internal Server Error", [], b"")
             return

@@ -74,17 +74,27 @@ def wait_until(condition: Any, describe: str, timeout: float = TIMEOUT) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
+_LOOPS = {
+    "uvloop": ("asyncio", None),  # the adapter's default where uvloop is installed
+    "asyncio": ("asyncio", {"use_uvloop": False}),
+    "trio": ("trio", None),
+}
+
+
+@pytest.fixture(params=list(_LOOPS))
 def adapt(make_adapter: AdapterFactory, request: pytest.FixtureRequest) -> AdapterFactory:
     """``make_adapter``, without lifespan unless asked: the apps here speak websocket only.
 
-    Each test runs on both kinds of loop: the relay waits on asyncio's own callbacks
-    there, and on anyio's tasks on trio (``bridge._websocket_a2w_poll``).
+    Each test runs on every kind of loop: the relay waits on the loop's own reader
+    and writer callbacks under asyncio and uvloop, on anyio's waits under trio
+    (``bridge._websocket_a2w_poll``).
     """
+    backend, backend_options = _LOOPS[request.param]
 
     def make(app: Any, **options: Any) -> Any:
         options.setdefault("lifespan", "off")
-        options.setdefault("backend", request.param)
+        if "backend" not in options:
+            options.update(backend=backend, backend_options=backend_options)
         return make_adapter(app, **options)
 
     return make

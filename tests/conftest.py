@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,7 @@ class Serve(Protocol):
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_path: str = "/",
+        tls: ssl.SSLContext | None = None,
     ) -> contextlib.AbstractContextManager[Server]: ...
 
 
@@ -273,11 +275,15 @@ def free_port() -> int:
         return port
 
 
-def _answers_http(port: int, path: str) -> bool:
-    """True once a TCP connect and a GET to ``path`` get an HTTP status line back."""
+def _answers_http(port: int, path: str, tls: ssl.SSLContext | None = None) -> bool:
+    """True once a TCP connect and a GET to ``path`` get an HTTP status line back
+    (over TLS with the client context ``tls``)."""
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
     try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((HOST, port), timeout=1.0))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=HOST))
             sock.sendall(request.encode("ascii"))
             received = b""
             while len(received) < 12:
@@ -314,10 +320,12 @@ def stop(
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def _wait_until_ready(server: Server, path: str, deadline: float) -> bool:
+def _wait_until_ready(
+    server: Server, path: str, deadline: float, tls: ssl.SSLContext | None
+) -> bool:
     """Poll until ``server`` answers; False when it exited or the deadline passed."""
     while time.monotonic() < deadline:
-        if _answers_http(server.port, path):
+        if _answers_http(server.port, path, tls):
             return True
         try:
             # Doubles as the pause between polls and the check for an early exit.
@@ -343,6 +351,7 @@ def serve(
     ready_path: str = "/",
     log_dir: Path | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[Server]:
     """Run ``python -m <server> ... <app_import>`` on 127.0.0.1 until the block exits.
 
@@ -353,6 +362,7 @@ def serve(
     * ``ready_path``: the path the readiness probe GETs; any HTTP answer counts.
     * ``log_dir``: where the combined stdout/stderr log goes (default: a temporary
       directory removed on exit).
+    * ``tls``: a client context, for a server started to serve TLS: the probe uses it.
 
     Fails the test, with the log's tail, when the server does not answer within
     ``startup_timeout`` seconds.
@@ -395,7 +405,8 @@ def serve(
                 )
             running = Server(server, HOST, port, process, log_path)
             try:
-                ready = _wait_until_ready(running, ready_path, time.monotonic() + startup_timeout)
+                deadline = time.monotonic() + startup_timeout
+                ready = _wait_until_ready(running, ready_path, deadline, tls)
             except BaseException:
                 stop(process, group=True)
                 raise
@@ -427,6 +438,7 @@ def serve_fixture(tmp_path_factory: pytest.TempPathFactory) -> Serve:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_path: str = "/",
+        tls: ssl.SSLContext | None = None,
     ) -> contextlib.AbstractContextManager[Server]:
         return serve(
             server,
@@ -435,6 +447,7 @@ def serve_fixture(tmp_path_factory: pytest.TempPathFactory) -> Serve:
             env=env,
             ready_path=ready_path,
             log_dir=log_dir,
+            tls=tls,
         )
 
     return bound

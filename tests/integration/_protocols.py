@@ -7,6 +7,7 @@ name depends on how pytest imports it (``conftest`` or ``tests.conftest``).
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -43,4 +44,5 @@ class ServeFn(Protocol):
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_path: str = "/",
+        tls: ssl.SSLContext | None = None,
     ) -> contextlib.AbstractContextManager[RunningServer]: ...

@@ -43,6 +43,7 @@ from wsproto.handshake import H11Handshake
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, FORBID, SEND, Command
 from ._websocket_a2w_writes import WriteQueue
+from ._websocket_masking import unmask_in_c
 from ._websocket_messages import TOO_LARGE, Joiner
 from .exceptions import ASGIProtocolError, ShuttingDown
 from .types import Message
@@ -135,6 +136,8 @@ class Session:
         self.out.add(data, size)
         if tag == ACCEPT:
             self._conn = self._handshake.connection
+            if self._conn is not None:
+                unmask_in_c(self._conn)
             self.wire = Wire.OPEN
             self._keepalive.heard(time.monotonic())
             if self._early:

@@ -6,8 +6,9 @@ registered with the loop, which costs a few microseconds per message where a
 registration per wait (``anyio.wait_readable``) costs about 25. Elsewhere (trio)
 :class:`_WaitingEnd` reads and writes the socket itself, waiting with
 ``anyio.wait_readable`` and ``wait_writable``. Either way the loop never blocks,
-and memory stays bounded: reading pauses between two :meth:`LoopEnd.receive`
-calls, and :meth:`LoopEnd.write` waits while earlier frames are still unsent.
+and memory stays bounded: reading pauses while more than ``READ_HIGH_WATER`` bytes
+wait for :meth:`LoopEnd.receive`, and :meth:`LoopEnd.write` waits while earlier
+frames are still unsent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ._websocket_w2a_wire import RECEIVE_SIZE, shut
 
 WRITE_HIGH_WATER = 65536
 """Bytes of earlier frames the asyncio transport may hold before a write waits."""
+READ_HIGH_WATER = RECEIVE_SIZE
+"""Bytes read from the app and not yet taken by the relay before reading pauses."""
 
 
 class LoopEnd(Protocol):
@@ -64,6 +67,8 @@ class _TransportEnd(asyncio.Protocol):
         self._loop = loop
         self._transport: asyncio.Transport
         self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0  # bytes in _chunks
+        self._paused = False  # reading paused: _buffered is over READ_HIGH_WATER
         self._finished = False  # the app's end is done, or this one is shut
         self._reader: asyncio.Future[None] | None = None  # receive() waiting for data
         self._writable = asyncio.Event()  # clear while the transport is over high water
@@ -74,11 +79,15 @@ class _TransportEnd(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are no subclass
 
         self._transport.set_write_buffer_limits(WRITE_HIGH_WATER)
-        self._transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
-        self._transport.pause_reading()  # until the relay has used it: back-pressure
+        self._buffered += len(data)
+        if self._buffered > READ_HIGH_WATER and not self._paused:
+            # Until the relay has used some: back-pressure on the app. Reading stays on
+            # below the mark, which spares the loop two system calls per message.
+            self._paused = True
+            self._transport.pause_reading()
         self._wake_reader()
 
     def eof_received(self) -> bool:
@@ -108,13 +117,17 @@ class _TransportEnd(asyncio.Protocol):
         while not self._chunks:
             if self._finished:
                 return b""
-            self._transport.resume_reading()
             self._reader = reader = self._loop.create_future()
             try:
                 await reader
             finally:
                 self._reader = None
-        return self._chunks.popleft()
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._paused and not self._chunks:
+            self._paused = False
+            self._transport.resume_reading()
+        return data
 
     async def write(self, data: bytes | bytearray) -> None:
         while not self._writable.is_set():

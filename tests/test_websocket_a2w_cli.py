@@ -31,3 +31,18 @@ def test_inspect_says_nothing_of_websockets_for_a_wsgi_app(
 ) -> None:
     assert main(["inspect", "tests.fixtures_pkg.apps:wsgi_app"]) == 0
     assert "websockets:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_inspect_says_how_websocket_frames_are_masked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, available: bool
+) -> None:
+    from bridge import _websocket_masking
+
+    monkeypatch.setattr(_websocket_masking, "AVAILABLE", available)
+    assert main(["inspect", "tests.fixtures_pkg.apps:bridged"]) == 0
+    out = capsys.readouterr().out
+    if available:
+        assert "WebSocket masking: in C (the websockets library is installed)" in out
+    else:
+        assert "pip install 'wsgi-asgi-bridge[speedups]'" in out

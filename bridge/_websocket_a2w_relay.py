@@ -215,12 +215,6 @@ class Relay:
         self._session.receive(data)
         self._step()
 
-    def writable(self) -> None:
-        self._step()
-
-    def timer(self) -> None:
-        self._step()
-
     def stop(self) -> None:
         if not self._ended:
             self._finish()
@@ -263,6 +257,8 @@ class Relay:
             return
         reading = not self._read_paused and session.reading()
         self._poller.want(reading, bool(session.out), timeout)
+
+    writable = timer = _step  # the socket has room, a deadline passed: step
 
     def _flush(self) -> None:
         """Write what the session queued, as far as the socket takes it."""

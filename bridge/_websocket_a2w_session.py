@@ -136,8 +136,7 @@ class Session:
         self.out.add(data, size)
         if tag == ACCEPT:
             self._conn = self._handshake.connection
-            if self._conn is not None:
-                unmask_in_c(self._conn)
+            unmask_in_c(self._open())
             self.wire = Wire.OPEN
             self._keepalive.heard(time.monotonic())
             if self._early:

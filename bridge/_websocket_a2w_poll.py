@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -37,6 +38,9 @@ class Steps(Protocol):
     def timer(self) -> None: ...
     def stop(self) -> None:
         """The poller is cancelled (the loop is stopping): end the connection now."""
+
+    def fail(self, error: Exception) -> None:
+        """A step raised (a bug): say it and end the connection, so that nothing hangs."""
 
 
 class Poller(Protocol):
@@ -66,13 +70,13 @@ class AsyncioPoller:
         if read is not self._reading:
             self._reading = read
             if read:
-                loop.add_reader(self._fd, self._steps.readable)
+                loop.add_reader(self._fd, _guarded, self._steps.readable, self._steps)
             else:
                 loop.remove_reader(self._fd)
         if write is not self._writing:
             self._writing = write
             if write:
-                loop.add_writer(self._fd, self._steps.writable)
+                loop.add_writer(self._fd, _guarded, self._steps.writable, self._steps)
             else:
                 loop.remove_writer(self._fd)
         if timeout is not None:
@@ -86,7 +90,7 @@ class AsyncioPoller:
     def _fire(self) -> None:
         self._timer = None
         self._due = math.inf
-        self._steps.timer()
+        _guarded(self._steps.timer, self._steps)
 
     def close(self) -> None:
         self.want(False, False, None)
@@ -152,7 +156,7 @@ class AnyioPoller:
                 continue
             await wait(self._sock)
             if self._writing if writing else self._reading:
-                step()
+                _guarded(step, self._steps)
 
     async def _tick(self) -> None:
         while True:
@@ -161,8 +165,15 @@ class AnyioPoller:
                 await anyio.sleep_forever()
             self._timer = None
             self._due = math.inf
-            self._steps.timer()
+            _guarded(self._steps.timer, self._steps)
 
     def close(self) -> None:
         self._reading = self._writing = False
         self._scope.cancel()
+
+
+def _guarded(step: Callable[[], None], steps: Steps) -> None:
+    try:
+        step()
+    except Exception as exc:
+        steps.fail(exc)

@@ -55,10 +55,8 @@ What crosses:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import socket
-import ssl
 import threading
 import time
 from typing import TYPE_CHECKING, Final, Protocol
@@ -67,6 +65,7 @@ from wsproto.handshake import H11Handshake
 
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_session import Session, Wire
+from ._websocket_a2w_writes import WOULD_BLOCK
 from .types import Message
 
 if TYPE_CHECKING:
@@ -77,9 +76,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bridge")
 
 _READ_SIZE: Final = 262144
-_GATHER: Final = 64
-"""Buffers written by one sendmsg()."""
-_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _LOOP_CHECK: Final = 1.0
 """Seconds between the waiting WSGI thread's looks at whether the loop still runs."""
 
@@ -182,8 +178,12 @@ class Relay:
         if self._ended:
             return None
         self._out_pending += size
-        self._session.command(command, size)
-        self._step()
+        try:
+            self._session.command(command, size)
+            self._step()
+        except Exception as exc:  # a bug: the app's send() fails, nothing hangs
+            self.fail(exc)
+            return None
         if self._out_pending > self._high and not self._ended:
             self._drain_wanted = True
             return True
@@ -207,7 +207,7 @@ class Relay:
             pending = getattr(sock, "pending", None)
             while data and pending is not None and pending():
                 data += sock.recv(_READ_SIZE)
-        except _WOULD_BLOCK:
+        except WOULD_BLOCK:
             return
         except OSError as exc:  # the client reset the connection, or it broke
             self._failed(exc)
@@ -218,6 +218,10 @@ class Relay:
     def stop(self) -> None:
         if not self._ended:
             self._finish()
+
+    def fail(self, error: Exception) -> None:
+        logger.error("The bridge's WebSocket relay failed; closing.", exc_info=error)
+        self.stop()
 
     # The session's events (SessionEvents), on the loop.
 
@@ -244,7 +248,7 @@ class Relay:
         try:
             while True:
                 if session.out:
-                    self._flush()
+                    session.out.send_to(self._sock)
                 wire = session.wire
                 if wire is Wire.ENDED or (wire is Wire.FLUSHING and not session.out):
                     self._finish()
@@ -259,23 +263,6 @@ class Relay:
         self._poller.want(reading, bool(session.out), timeout)
 
     writable = timer = _step  # the socket has room, a deadline passed: step
-
-    def _flush(self) -> None:
-        """Write what the session queued, as far as the socket takes it."""
-        out = self._session.out
-        buffers = out.buffers
-        sock = self._sock
-        gather = not isinstance(sock, ssl.SSLSocket)  # TLS sockets have no sendmsg()
-        while buffers:
-            try:
-                if gather and len(buffers) > 1:
-                    written = sock.sendmsg([data for data, _ in itertools.islice(buffers, _GATHER)])
-                else:
-                    written = sock.send(buffers[0][0])
-            except _WOULD_BLOCK:
-                return
-            if not out.written(written):
-                return  # the socket is full
 
     def _failed(self, exc: OSError) -> None:
         logger.debug("The WebSocket connection failed: %r", exc)

@@ -1,4 +1,4 @@
-"""The bytes one WebSocket connection has for its client, until the relay writes them.
+"""The bytes one WebSocket connection has for its client, until they are written.
 
 A :class:`WriteQueue` holds frames (and handshake answers) in order, each with the
 number of the app's bytes it carries: once a frame is written, those bytes are
@@ -8,6 +8,9 @@ be written is credited at once.
 
 from __future__ import annotations
 
+import itertools
+import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +18,10 @@ from typing import Final
 
 Buffer = bytes | bytearray | memoryview
 
+WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+"""What a non-blocking socket, or a TLS one, raises when it cannot go on now."""
+_GATHER: Final = 64
+"""Buffers written by one sendmsg()."""
 JOIN_LIMIT: Final = 16384
 """Payloads up to this size are copied behind their header: one buffer, one write."""
 
@@ -68,6 +75,24 @@ class WriteQueue:
         else:
             self.add(header)
             self.add(payload, length)
+
+    def send_to(self, sock: socket.socket) -> None:
+        """Write what is queued, as far as the non-blocking ``sock`` takes it.
+
+        :raises OSError: the connection is reset or broken.
+        """
+        buffers = self.buffers
+        gather = not isinstance(sock, ssl.SSLSocket)  # TLS sockets have no sendmsg()
+        while buffers:
+            try:
+                if gather and len(buffers) > 1:
+                    written = sock.sendmsg([data for data, _ in itertools.islice(buffers, _GATHER)])
+                else:
+                    written = sock.send(buffers[0][0])
+            except WOULD_BLOCK:
+                return
+            if not self.written(written):
+                return  # the socket is full
 
     def written(self, count: int) -> bool:
         """``count`` bytes went out; False when the socket took only part of a buffer."""

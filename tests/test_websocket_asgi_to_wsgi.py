@@ -790,3 +790,28 @@ def test_on_trio(adapt: AdapterFactory) -> None:
         client.closed()
         server.finished()
     assert app.disconnect["code"] == 1000
+
+
+@pytest.mark.parametrize("broken", ["receive", "command"])
+def test_a_bug_in_the_relay_ends_the_connection_instead_of_hanging(
+    adapt: AdapterFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    bridge_log: pytest.LogCaptureFixture,
+    broken: str,
+) -> None:
+    # A step that raises, called by the loop (the client's bytes) or by the app's
+    # send() (its echo), is logged and ends the connection: the server's thread goes.
+    from bridge._websocket_a2w_session import Session
+
+    def bug(*args: Any) -> None:
+        raise RuntimeError("a bug of the bridge's own")
+
+    with StandIn(adapt(Echo())) as server:
+        client = RawClient(server.client_sock)
+        accepted(client.open())
+        monkeypatch.setattr(Session, broken, bug)
+        client.send(TextMessage("hello"))
+        served = server.finished()
+    assert isinstance(served.exception, StopIteration)
+    logged = [r for r in errors(bridge_log) if "relay failed" in r.getMessage()]
+    assert logged and "a bug of the bridge's own" in str(logged[0].exc_info)

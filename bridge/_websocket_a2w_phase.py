@@ -3,8 +3,8 @@
 One enum, :class:`Phase`, and one pure function, :func:`check`, which checks each
 message the app sends against the phase it is sent in (ASGI HTTP and WebSocket spec
 2.4, the ``websocket.http.response`` extension, RFC 6455 section 7.4 for close
-codes) and turns it into a command for the relay, the WSGI thread that owns the
-socket. Nothing here does I/O.
+codes) and turns it into a command for the relay, which does the socket's I/O on
+the adapter's loop. Nothing here does I/O.
 
 Transitions (the app's messages, then the relay's reports)::
 

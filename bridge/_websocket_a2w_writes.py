@@ -11,10 +11,11 @@ from __future__ import annotations
 import itertools
 import socket
 import ssl
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Final
+
+from ._websocket_messages import data_frame_header
 
 Buffer = bytes | bytearray | memoryview
 
@@ -63,13 +64,7 @@ class WriteQueue:
         into one ``sendmsg()`` by the relay.
         """
         length = len(payload)
-        first = 0x81 if text else 0x82
-        if length < 126:
-            header = bytes((first, length))
-        elif length < 65536:
-            header = struct.pack("!BBH", first, 126, length)
-        else:
-            header = struct.pack("!BBQ", first, 127, length)
+        header = data_frame_header(text, length, masked=False)
         if length <= JOIN_LIMIT:
             self.add(header + payload, length)
         else:

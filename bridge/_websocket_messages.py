@@ -2,11 +2,14 @@
 
 ``ASGIToWSGI``'s relay joins the client's fragments into ``websocket.receive``;
 ``WSGIToASGI``'s joins the WSGI app's into ``websocket.send``. Either way a close code
-that only stands for what was not sent goes on as a normal closure.
+that only stands for what was not sent goes on as a normal closure, and a whole message
+is written as one frame behind the same header (:func:`data_frame_header`), masked or
+not by the side that writes it.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
 from wsproto.events import BytesMessage, TextMessage
@@ -16,6 +19,19 @@ from .types import Message
 LOCAL_ONLY_CLOSE_CODES: Final = frozenset({1005, 1006, 1015})
 """Close codes that stand for what was not sent (RFC 6455 7.4.1): never in a frame, nor
 in an ASGI ``websocket.close``; both relays send 1000 for them, as wsproto does."""
+
+
+def data_frame_header(text: bool, length: int, masked: bool) -> bytes:
+    """The 2 to 10 bytes before the payload of a whole, unfragmented data frame
+    (RFC 6455 5.2): FIN and the opcode, the mask bit, the payload's length. A client's
+    frame (``masked``) has its 4-byte key after them."""
+    first = 0x81 if text else 0x82  # FIN, text or binary
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        return bytes((first, mask_bit | length))
+    if length < 65536:
+        return struct.pack("!BBH", first, mask_bit | 126, length)
+    return struct.pack("!BBQ", first, mask_bit | 127, length)
 
 
 TOO_LARGE: Final[tuple[Message, int]] = ({"type": "websocket.too_large"}, -1)

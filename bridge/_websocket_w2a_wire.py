@@ -12,13 +12,13 @@ import base64
 import hashlib
 import os
 import socket
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h11
 
 from ._websocket_masking import mask
+from ._websocket_messages import data_frame_header
 from .exceptions import WSGIProtocolError
 
 RECEIVE_SIZE = 262144
@@ -181,19 +181,9 @@ def data_frame(message: str | bytes) -> bytes:
     Data frames change no state of the connection, so control frames still go
     through it.
     """
-    if isinstance(message, str):
-        opcode = 0x81  # FIN, text
-        payload = message.encode("utf-8")
-    else:
-        opcode = 0x82  # FIN, binary
-        payload = message
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", opcode, 0x80 | size)
-    elif size < 65536:
-        head = struct.pack("!BBH", opcode, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", opcode, 0x80 | 127, size)
+    text = isinstance(message, str)
+    payload = message.encode("utf-8") if isinstance(message, str) else message
+    head = data_frame_header(text, len(payload), masked=True)
     key = os.urandom(4)
     return head + key + mask(payload, key)
 

@@ -35,8 +35,9 @@ class LoopEnd(Protocol):
         """The next bytes from the app; ``b""`` once its end is finished (or this one shut)."""
         ...
 
-    async def write(self, data: bytes | bytearray) -> None:
-        """Write a whole frame, after any earlier one; returns at once if the app's end is gone."""
+    async def write(self, *parts: bytes | bytearray) -> None:
+        """Write a whole frame (its parts in order), after any earlier one; returns at
+        once if the app's end is gone."""
         ...
 
     def shut(self) -> None:
@@ -129,11 +130,14 @@ class _TransportEnd(asyncio.Protocol):
             self._transport.resume_reading()
         return data
 
-    async def write(self, data: bytes | bytearray) -> None:
+    async def write(self, *parts: bytes | bytearray) -> None:
         while not self._writable.is_set():
             await self._writable.wait()
         if not self._finished and not self._transport.is_closing():
-            self._transport.write(data)
+            if len(parts) == 1:
+                self._transport.write(parts[0])
+            else:
+                self._transport.writelines(parts)
 
     def shut(self) -> None:
         self._finished = True
@@ -164,21 +168,22 @@ class _WaitingEnd:
             except OSError:
                 return b""  # reset, or shut down on this side
 
-    async def write(self, data: bytes | bytearray) -> None:
+    async def write(self, *parts: bytes | bytearray) -> None:
         while self._writing is not None:  # frames from two tasks never interleave
             await self._writing.wait()
-        view = memoryview(data)
         self._writing = writing = anyio.Event()
         try:
-            while view:
-                try:
-                    sent = self._sock.send(view)
-                except BlockingIOError:
-                    await anyio.wait_writable(self._sock)
-                    continue
-                except OSError:
-                    return  # the app's end is gone: the reader sees its end
-                view = view[sent:]
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    try:
+                        sent = self._sock.send(view)
+                    except BlockingIOError:
+                        await anyio.wait_writable(self._sock)
+                        continue
+                    except OSError:
+                        return  # the app's end is gone: the reader sees its end
+                    view = view[sent:]
         finally:
             self._writing = None
             writing.set()

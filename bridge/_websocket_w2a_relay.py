@@ -2,7 +2,8 @@
 
 The session (:mod:`bridge._websocket_wsgi_to_asgi`) has accepted the app's 101; the
 relay owns the bridge's end of the socket pair from then on. One task reads the
-app's frames with wsproto and sends them to the client; the other receives the
+app's frames (:mod:`bridge._websocket_w2a_frames`: whole data frames itself, the
+rest with wsproto) and sends them to the client; the other receives the
 client's messages and writes them to the app as masked frames. Each waits for its
 destination before it reads more from its source, so memory stays bounded both
 ways. :class:`Phase` is the session's state; the relay moves it from ``OPEN`` to a
@@ -21,6 +22,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
 from ._websocket_messages import LOCAL_ONLY_CLOSE_CODES, TOO_LARGE, Joiner
+from ._websocket_w2a_frames import AppFrames
 from ._websocket_w2a_io import LoopEnd
 from ._websocket_w2a_wire import data_frame
 from .exceptions import WSGIProtocolError
@@ -75,7 +77,9 @@ class Relay:
     def __init__(self, session: RelaySession, trailing: bytes) -> None:
         self._session = session
         self._end = session.end
-        self._conn = Connection(ConnectionType.CLIENT, trailing_data=trailing)
+        self._conn = Connection(ConnectionType.CLIENT)
+        self._frames = AppFrames(self._conn, session.max_message_size)
+        self._trailing = trailing
         self._joiner = Joiner("websocket.send", session.max_message_size)
         self._task_group: TaskGroup
 
@@ -113,15 +117,12 @@ class Relay:
     # The app to the client.
 
     async def _from_app(self) -> None:
-        conn = self._conn
-        while True:
-            for event in conn.events():
+        frames = self._frames
+        data = self._trailing or await self._end.receive()
+        while data:
+            for event in frames.events(data):
                 await self._on_event(event)
             data = await self._end.receive()
-            if not data:
-                break
-            if conn.state is not ConnectionState.CLOSED:
-                conn.receive_data(data)
         if self._session.phase is Phase.OPEN:
             logger.debug("The app's end of a WebSocket closed without a close frame.")
             await self._session.send({"type": "websocket.close", "code": 1011})
@@ -191,7 +192,7 @@ class Relay:
                     continue  # the app closed: dropped, as a closing peer drops data
                 text = message.get("text")
                 await self._end.write(
-                    data_frame(text if text is not None else message.get("bytes") or b"")
+                    *data_frame(text if text is not None else message.get("bytes") or b"")
                 )
             elif kind == "websocket.disconnect":
                 await self._client_closed(message.get("code", 1005), message.get("reason") or "")

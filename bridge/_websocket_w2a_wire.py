@@ -25,6 +25,8 @@ RECEIVE_SIZE = 262144
 """Bytes read from the socket at a time (as asyncio's transports read): the relay
 holds at most this much unparsed."""
 
+_JOIN_BELOW = 65536
+"""A frame's payload shorter than this is joined to its header: one part to write."""
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 # Headers of the handshake itself, or of HTTP/1.1 framing: the ASGI server writes its
 # own, so they are not passed on with websocket.accept or a denial.
@@ -172,20 +174,23 @@ class HandshakeReader:
         return Accepted(subprotocol, extra, bytes(trailing))
 
 
-def data_frame(message: str | bytes) -> bytes:
+def data_frame(message: str | bytes) -> tuple[bytes, ...]:
     """A client's frame for a whole text or binary message (RFC 6455 5.2), masked.
 
     The same bytes as wsproto's ``Connection.send`` of a finished message, with a
     fresh key from ``os.urandom``, masked in C where it can be
-    (:mod:`bridge._websocket_masking`), and one copy of the payload instead of four.
-    Data frames change no state of the connection, so control frames still go
-    through it.
+    (:mod:`bridge._websocket_masking`), and one copy of the payload instead of four:
+    a large payload stays a part of its own after the header and key, written with
+    them in one system call. Data frames change no state of the connection, so
+    control frames still go through it.
     """
     text = isinstance(message, str)
     payload = message.encode("utf-8") if isinstance(message, str) else message
     head = data_frame_header(text, len(payload), masked=True)
     key = os.urandom(4)
-    return head + key + mask(payload, key)
+    if len(payload) < _JOIN_BELOW:
+        return (head + key + mask(payload, key),)
+    return head + key, mask(payload, key)
 
 
 def response_head(status: int, reason: str, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -330,3 +330,12 @@ def test_a_data_frame_is_one_whole_masked_message(message: str | bytes) -> None:
     assert len(events) == 1 and isinstance(events[0], Message)
     assert events[0].message_finished and events[0].data == message
     assert b"".join(data_frame(message)) != frame, "each frame has a fresh masking key"
+
+
+def test_masking_keys_are_fresh_across_pool_refills() -> None:
+    """Keys come from ``os.urandom`` in blocks: none repeats over several refills."""
+    from bridge._websocket_w2a_wire import masking_key
+
+    keys = [masking_key() for _ in range(5000)]
+    assert all(len(key) == 4 for key in keys)
+    assert len(set(keys)) > 4990  # 5,000 random 32-bit keys: a repeat or two at most

@@ -2,8 +2,9 @@
 
 :class:`Session` turns the app's commands (:mod:`bridge._websocket_a2w_phase`)
 into bytes for the client and the client's bytes into ASGI messages for the app,
-with wsproto (and h11 under it, for the handshake answer; whole outgoing messages
-are framed by :class:`~bridge._websocket_a2w_writes.WriteQueue`). The relay
+with wsproto (and h11 under it, for the handshake answer; whole messages are
+framed by :class:`~bridge._websocket_a2w_writes.WriteQueue` going out and read by
+:class:`~bridge._websocket_frames.WholeFrames` coming in). The relay
 (:mod:`bridge._websocket_a2w_relay`) does the socket I/O around it and carries
 what it reports (:class:`SessionEvents`) to the app's task. Its progress is
 :class:`Wire`::
@@ -43,6 +44,7 @@ from wsproto.handshake import H11Handshake
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_phase import ACCEPT, CLOSE, DENY_BODY, DENY_START, DONE, FORBID, SEND, Command
 from ._websocket_a2w_writes import WriteQueue
+from ._websocket_frames import WholeFrames
 from ._websocket_masking import unmask_in_c
 from ._websocket_messages import TOO_LARGE, Joiner
 from .exceptions import ASGIProtocolError, ShuttingDown
@@ -91,6 +93,7 @@ class Session:
         """The app's exception after the handshake: raised to the server once closed."""
         self._handshake = handshake
         self._conn: Connection | None = None
+        self._frames: WholeFrames  # the client's frames, once accepted
         self._limits = limits
         self._events = events
         self._told = False
@@ -137,12 +140,12 @@ class Session:
         if tag == ACCEPT:
             self._conn = self._handshake.connection
             unmask_in_c(self._open())
+            self._frames = WholeFrames(self._open(), self._limits.max_message_size, masked=True)
             self.wire = Wire.OPEN
             self._keepalive.heard(time.monotonic())
             if self._early:
-                self._open().receive_data(bytes(self._early))
+                self._read_events(bytes(self._early))
                 self._early.clear()
-                self._read_events()
         elif tag == DENY_START:
             self.wire = Wire.DENYING
         elif tag == FORBID or not command[2]:
@@ -191,13 +194,12 @@ class Session:
         if self.wire is Wire.HANDSHAKE:
             self._early += data
         elif self.wire is Wire.OPEN or self.wire is Wire.CLOSING:
-            self._open().receive_data(data)
-            self._read_events()
+            self._read_events(data)
 
-    def _read_events(self) -> None:
+    def _read_events(self, data: bytes) -> None:
         conn = self._open()
         messages: list[tuple[Message, int]] = []
-        for event in conn.events():
+        for event in self._frames.events(data):
             if isinstance(event, (TextMessage, BytesMessage)):
                 message = self._joiner.add(event)
                 if message is TOO_LARGE:

@@ -2,8 +2,8 @@
 
 The session (:mod:`bridge._websocket_wsgi_to_asgi`) has accepted the app's 101; the
 relay owns the bridge's end of the socket pair from then on. One task reads the
-app's frames (:mod:`bridge._websocket_w2a_frames`: whole data frames itself, the
-rest with wsproto) and sends them to the client; the other receives the
+app's frames (:mod:`bridge._websocket_frames`: whole data frames itself, the rest
+with wsproto) and sends them to the client; the other receives the
 client's messages and writes them to the app as masked frames. Each waits for its
 destination before it reads more from its source, so memory stays bounded both
 ways. :class:`Phase` is the session's state; the relay moves it from ``OPEN`` to a
@@ -21,8 +21,8 @@ from anyio.abc import TaskGroup
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
 
+from ._websocket_frames import WholeFrames
 from ._websocket_messages import LOCAL_ONLY_CLOSE_CODES, TOO_LARGE, Joiner
-from ._websocket_w2a_frames import AppFrames
 from ._websocket_w2a_io import LoopEnd
 from ._websocket_w2a_wire import data_frame
 from .exceptions import WSGIProtocolError
@@ -78,7 +78,7 @@ class Relay:
         self._session = session
         self._end = session.end
         self._conn = Connection(ConnectionType.CLIENT)
-        self._frames = AppFrames(self._conn, session.max_message_size)
+        self._frames = WholeFrames(self._conn, session.max_message_size, masked=False)
         self._trailing = trailing
         self._joiner = Joiner("websocket.send", session.max_message_size)
         self._task_group: TaskGroup

@@ -1,8 +1,10 @@
-"""The WSGI app's frames, read off the bytes it writes to its end of the socket pair.
+"""A peer's WebSocket frames, read off its bytes: whole data frames here, the rest by wsproto.
 
-Almost everything a WSGI app writes on an open WebSocket is whole messages, each in
-one unfragmented text or binary frame. :class:`AppFrames` reads those itself and
-hands every other frame to wsproto's client connection, byte for byte as it
+Both relays read frames: ``ASGIToWSGI``'s the client's (masked, RFC 6455 5.3),
+``WSGIToASGI``'s the WSGI app's (unmasked: the app is the server there). Almost
+everything either peer sends on an open WebSocket is whole messages, each in one
+unfragmented text or binary frame. :class:`WholeFrames` reads those itself and
+hands every other frame to the relay's wsproto connection, byte for byte as it
 arrives: control frames (ping, pong, close), fragmented messages, and anything
 malformed, which wsproto turns into the same close event as before.
 
@@ -10,18 +12,18 @@ Why not all of them through wsproto: for each frame wsproto copies the payload
 three or four times (into its buffer, out of it, into an event, and a ``bytearray``
 the relay turns back into ``bytes``) and runs a generator pipeline, about 8 µs for a
 short message and over 1 ms for 1 MiB; reading a whole data frame here costs one
-copy (none for a frame that is a read by itself) and about 2 µs.
+copy (none for a frame that is a read by itself, one more to unmask) and about 2 µs.
 
 Why it is exact: a whole data frame outside a fragmented message leaves wsproto's
 connection as it found it (no message in progress, nothing buffered, the same
 state), so wsproto, seeing only the other frames, is where it would be had it seen
 them all. A frame is read here only when it is such a frame and is well formed the
-way wsproto checks: FIN set, no RSV bit (no extension is ever negotiated), opcode
-text or binary, not masked (RFC 6455 5.1: a server never masks), its length in the
-fewest bytes (5.2), at most the relay's message limit, and, for text, valid UTF-8.
-Any other frame goes to wsproto, and so does everything after wsproto reports a
-close, the app's or a failure. Memory stays bounded as before: a frame read here is
-at most the message limit, and wsproto's frames go through as they arrive.
+way wsproto checks: FIN set, no RSV bit (neither relay negotiates an extension),
+opcode text or binary, masked exactly when the peer is a client (5.1), its length in
+the fewest bytes (5.2), at most the relay's message limit, and, for text, valid
+UTF-8. Any other frame goes to wsproto, and so does everything after wsproto reports
+a close, the peer's or a failure. Memory stays bounded as before: a frame read here
+is at most the message limit, and wsproto's frames go through as they arrive.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from collections.abc import Iterator
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, TextMessage
 
+from ._websocket_masking import mask
+
 _DATA_OPCODES = (1, 2)  # text, binary
 _CONTINUATION = 0
 
 
-class AppFrames:
-    """Splits the app's bytes into frames: whole data frames here, the rest to wsproto."""
+class WholeFrames:
+    """Splits a peer's bytes into frames: whole data frames here, the rest to wsproto."""
 
     __slots__ = (
         "_chunks",
@@ -45,6 +49,7 @@ class AppFrames:
         "_head",
         "_length",
         "_limit",
+        "_masked",
         "_offset",
         "_passing",
         "_size",
@@ -53,8 +58,9 @@ class AppFrames:
         "_whole",
     )
 
-    def __init__(self, conn: Connection, limit: int) -> None:
+    def __init__(self, conn: Connection, limit: int, *, masked: bool) -> None:
         self._conn = conn
+        self._masked = masked  # the peer is a client: its frames are masked
         self._limit = limit  # the largest payload read here; larger ones go to wsproto
         self._chunks: list[bytes] = []  # bytes not yet parsed; the first from _offset
         self._offset = 0
@@ -96,13 +102,14 @@ class AppFrames:
                 return
             self._whole = 0
             header = self._take(self._head)
-            payload = self._take(self._length)
+            raw = self._take(self._length)
+            payload = mask(raw, header[-4:]) if self._masked else raw
             if self._text:
                 try:
                     text = payload.decode("utf-8")
                 except UnicodeDecodeError:
                     # wsproto gives its own close event for the frame (1007).
-                    conn.receive_data(header + payload)
+                    conn.receive_data(header + raw)
                     yield from self._from_wsproto()
                 else:
                     yield TextMessage(data=text)
@@ -150,7 +157,7 @@ class AppFrames:
         if (
             b0 & 0xF0 == 0x80  # FIN, no RSV bit
             and opcode in _DATA_OPCODES
-            and not b1 & 0x80
+            and bool(b1 & 0x80) is self._masked
             and minimal
             and length <= self._limit
             and not self._fragmented
@@ -183,6 +190,8 @@ class AppFrames:
 
     def _take(self, count: int) -> bytes:
         """The next ``count`` bytes (at most ``_size``), taken."""
+        if not count:
+            return b""
         chunks = self._chunks
         first = chunks[0]
         offset = self._offset

@@ -246,6 +246,13 @@ def child_pids(parent: int) -> list[int]:
     return [pid for _, pid in sorted(found)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, all its threads."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm_kib(pid: int) -> int:
     """The peak resident set size (``VmHWM``) of ``pid``, in KiB."""
     with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:

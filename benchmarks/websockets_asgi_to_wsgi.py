@@ -37,7 +37,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import PlainTextResponse
 
 from .report import Check, Figures, at_least_ratio, at_most_value, checks_table, figures_table
-from .servers import CLIENT_CPU, HOST, Server, pinning_available, running
+from .servers import CLIENT_CPU, HOST, Server, cpu_seconds, pinning_available, running
 
 GROUP = "websockets"
 _MODULE = "benchmarks.websockets_asgi_to_wsgi"
@@ -174,13 +174,6 @@ def measure(port: int, case: str, seconds: float) -> int:
         sockets = 1 if case.endswith("1 socket") else SOCKETS
         return asyncio.run(_echoes(port, sockets, SMALL, 0x1, seconds))
     return asyncio.run(_echoes(port, 1, os.urandom(BIG), 0x2, seconds))  # 1 MiB each
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid``, all its threads."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def threads(pid: int) -> int:

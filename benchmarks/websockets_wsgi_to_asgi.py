@@ -16,7 +16,10 @@ compression. Each round measures both in turn:
   text message and waits for its echo, for the round's seconds;
 * MiB/s of 1 MiB binary messages echoed on one socket (each MiB counted once);
 * threads per open socket: the server process's thread count with 16 sockets open,
-  less its count before the first socket, over 16.
+  less its count before the first socket, over 16;
+* for information, the server process's CPU time (all threads, from ``/proc``) per
+  round trip or message: the ratio a CPU-bound server would reach, steadier than
+  the rates on a shared machine.
 
 Targets: round trips at least 0.5 of native, 1 MiB messages at least 0.8 of native,
 at most one thread per open socket more than native. The figure is the median of
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .report import Check, Figures, at_least_ratio, checks_table, figures_table
-from .servers import CLIENT_CPU, Server, pin_prefix, pinning_available, running
+from .servers import CLIENT_CPU, Server, cpu_seconds, pin_prefix, pinning_available, running
 
 GROUP = "websockets"
 SMALL = "x" * 32
@@ -106,7 +109,8 @@ async def _connect(url: str) -> Any:
     return await connect(url, compression=None, max_size=None, open_timeout=10)
 
 
-async def _round_trips(url: str, sockets: int, seconds: float) -> float:
+async def _round_trips(url: str, sockets: int, seconds: float) -> tuple[int, float]:
+    """Round trips of a small message on ``sockets`` sockets at once, and the seconds."""
     connections = [await _connect(url) for _ in range(sockets)]
     counts = [0] * sockets
     deadline = time.monotonic() + seconds
@@ -123,10 +127,11 @@ async def _round_trips(url: str, sockets: int, seconds: float) -> float:
     await asyncio.gather(*(loop(index) for index in range(sockets)))
     elapsed = time.monotonic() - started
     await asyncio.gather(*(ws.close() for ws in connections))
-    return sum(counts) / elapsed
+    return sum(counts), elapsed
 
 
-async def _large(url: str, seconds: float) -> float:
+async def _large(url: str, seconds: float) -> tuple[int, float]:
+    """1 MiB messages echoed on one socket, and the seconds."""
     ws = await _connect(url)
     count = 0
     started = time.monotonic()
@@ -137,7 +142,7 @@ async def _large(url: str, seconds: float) -> float:
         count += 1
     elapsed = time.monotonic() - started
     await ws.close()
-    return count / elapsed
+    return count, elapsed
 
 
 async def _threads_per_socket(server: Server, url: str, before: int) -> float:
@@ -164,14 +169,17 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             per_socket = asyncio.run(_threads_per_socket(servers[app], urls[app], before[app]))
             figures.add(GROUP, "threads per open socket", impl, "threads", per_socket)
             asyncio.run(_round_trips(urls[app], MANY, min(seconds, 1.0)))  # warm-up
+        workers = {app: server.worker_pid() for app, server in servers.items()}
         for _round in range(rounds):
             for impl, app in _IMPLS:
-                rate = asyncio.run(_round_trips(urls[app], 1, seconds))
-                figures.add(GROUP, _CASES[0][0], impl, _CASES[0][1], rate)
-                rate = asyncio.run(_round_trips(urls[app], MANY, seconds))
-                figures.add(GROUP, _CASES[1][0], impl, _CASES[1][1], rate)
-                rate = asyncio.run(_large(urls[app], seconds))
-                figures.add(GROUP, _CASES[2][0], impl, _CASES[2][1], rate)
+                worker = workers[app]
+                assert worker is not None, app
+                for index, (case, unit) in enumerate(_CASES):
+                    cpu = cpu_seconds(worker)
+                    count, elapsed = asyncio.run(_case(index, urls[app], seconds))
+                    cpu = cpu_seconds(worker) - cpu
+                    figures.add(GROUP, case, impl, unit, count / elapsed)
+                    figures.add(GROUP, _cpu_case(case), impl, "s", cpu / count)
     checks = [
         at_least_ratio(
             figures,
@@ -195,6 +203,23 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             baseline_label="native gthread",
         )
     )
+    checks += [
+        Check(
+            GROUP,
+            f"{_cpu_case(case)} (info: the ratio a CPU-bound server would reach)",
+            mine.median,
+            "s",
+            "info",
+            None,
+            baseline=base.median,
+            baseline_label="native gthread",
+            ratio=base.median / mine.median,
+            ratio_label="native / bridge",
+        )
+        for case, _unit in _CASES
+        if (mine := figures.find(GROUP, _cpu_case(case), "bridge"))
+        and (base := figures.find(GROUP, _cpu_case(case), "native gthread"))
+    ]
     mine = figures.find(GROUP, "threads per open socket", "bridge")
     base = figures.find(GROUP, "threads per open socket", "native gthread")
     if mine is not None and base is not None:
@@ -213,6 +238,18 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             )
         )
     return figures, checks
+
+
+async def _case(index: int, url: str, seconds: float) -> tuple[int, float]:
+    """The ``_CASES[index]`` figure's messages, and the seconds they took."""
+    if index == 2:
+        return await _large(url, seconds)
+    return await _round_trips(url, 1 if index == 0 else MANY, seconds)
+
+
+def _cpu_case(case: str) -> str:
+    per = "message" if case.startswith("1 MiB") else "round trip"
+    return f"{case}: server CPU per {per}"
 
 
 def main(argv: list[str] | None = None) -> int:

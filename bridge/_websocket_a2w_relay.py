@@ -17,9 +17,10 @@ Three objects share the work, all on the loop:
 * :class:`~bridge._websocket_a2w_task.WebSocketTask` is the app's task, its
   ``receive()`` and ``send()``;
 * :class:`~bridge._websocket_a2w_session.Session` holds the protocol without I/O:
-  wsproto parses the client's frames and writes control frames, h11 (under
-  wsproto) writes the handshake answer, and an outgoing message is its 2 to 10
-  byte header and the app's own bytes (:mod:`bridge._websocket_a2w_writes`);
+  a client's whole message in one frame is read directly, every other frame by
+  wsproto (:mod:`bridge._websocket_frames`), which also writes control frames; h11
+  (under wsproto) writes the handshake answer, and an outgoing message is its 2 to
+  10 byte header and the app's own bytes (:mod:`bridge._websocket_a2w_writes`);
 * the :class:`Relay`, here, does the socket I/O around the session, driven by a
   poller (:mod:`bridge._websocket_a2w_poll`): the loop's reader and writer
   callbacks, and one timer.
@@ -40,7 +41,7 @@ What crosses:
 * Closing: the client's close frame is answered with the same code and delivered
   as ``websocket.disconnect``; the app's ``websocket.close`` is sent and the
   client's answer awaited (``close_timeout``). A protocol error from the client
-  (wsproto cannot parse a frame) fails the connection (RFC 6455 7.1.7): close with
+  (a frame wsproto rejects) fails the connection (RFC 6455 7.1.7): close with
   its code (1002, 1007), no more reading. A client that goes away is a 1006.
 * The app's task ending: returning after accept closes 1000; raising closes 1011;
   before any answer, the exception (or the protocol error of an app that answered

@@ -28,8 +28,9 @@ client on the other end of it:
    with 403. A response the app gives through ``start_response`` is written on the
    socket by its thread, so both arrive the same way. An app that ends without
    either, or with an exception, is denied with 500.
-4. ``OPEN`` (:mod:`bridge._websocket_w2a_relay`): wsproto, as the client, decodes the
-   app's frames into ``websocket.send`` (a fragmented message is joined, up to
+4. ``OPEN`` (:mod:`bridge._websocket_w2a_relay`): the app's frames become
+   ``websocket.send`` (whole messages read directly, every other frame by wsproto as
+   the client, :mod:`bridge._websocket_frames`; a fragmented message is joined, up to
    ``max_message_size``, else the connection closes with 1009), each
    ``websocket.receive`` becomes a masked frame for the app, and the app's pings
    are answered. One task per direction, and

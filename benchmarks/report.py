@@ -214,6 +214,29 @@ def at_most_value(
     )
 
 
+def cpu_info(figures: Figures, group: str, case: str, baseline: str) -> list[Check]:
+    """An info row for a ``... server CPU per ...`` case, bridge against ``baseline``:
+    the ratio a CPU-bound server would reach (none when either figure is missing)."""
+    mine = figures.find(group, case, "bridge")
+    base = figures.find(group, case, baseline)
+    if mine is None or base is None:
+        return []
+    return [
+        Check(
+            group,
+            f"{case} (info: the ratio a CPU-bound server would reach)",
+            mine.median,
+            mine.unit,
+            "info",
+            None,
+            baseline=base.median,
+            baseline_label=baseline,
+            ratio=base.median / mine.median,
+            ratio_label="native / bridge",
+        )
+    ]
+
+
 # Formatting.
 
 

@@ -36,7 +36,15 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import PlainTextResponse
 
-from .report import Check, Figures, at_least_ratio, at_most_value, checks_table, figures_table
+from .report import (
+    Check,
+    Figures,
+    at_least_ratio,
+    at_most_value,
+    checks_table,
+    cpu_info,
+    figures_table,
+)
 from .servers import CLIENT_CPU, HOST, Server, cpu_seconds, pinning_available, running
 
 GROUP = "websockets"
@@ -235,23 +243,8 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         )
         for (case, _), target in zip(_CASES, (0.5, 0.5, 0.8), strict=True)
     ]
-    checks += [
-        Check(
-            GROUP,
-            f"{case}: server CPU per message (info: the ratio a CPU-bound server would reach)",
-            mine.median,
-            "s",
-            "info",
-            None,
-            baseline=base.median,
-            baseline_label="native uvicorn",
-            ratio=base.median / mine.median,
-            ratio_label="native / bridge",
-        )
-        for case, _ in _CASES
-        if (mine := figures.find(GROUP, f"{case}: server CPU per " + _per(case), "bridge"))
-        and (base := figures.find(GROUP, f"{case}: server CPU per " + _per(case), "native uvicorn"))
-    ]
+    for case, _ in _CASES:
+        checks += cpu_info(figures, GROUP, f"{case}: server CPU per {_per(case)}", "native uvicorn")
     checks.append(
         at_most_value(
             figures,

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .report import Check, Figures, at_least_ratio, checks_table, figures_table
+from .report import Check, Figures, at_least_ratio, checks_table, cpu_info, figures_table
 from .servers import CLIENT_CPU, Server, cpu_seconds, pin_prefix, pinning_available, running
 
 GROUP = "websockets"
@@ -203,23 +203,8 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             baseline_label="native gthread",
         )
     )
-    checks += [
-        Check(
-            GROUP,
-            f"{_cpu_case(case)} (info: the ratio a CPU-bound server would reach)",
-            mine.median,
-            "s",
-            "info",
-            None,
-            baseline=base.median,
-            baseline_label="native gthread",
-            ratio=base.median / mine.median,
-            ratio_label="native / bridge",
-        )
-        for case, _unit in _CASES
-        if (mine := figures.find(GROUP, _cpu_case(case), "bridge"))
-        and (base := figures.find(GROUP, _cpu_case(case), "native gthread"))
-    ]
+    for case, _unit in _CASES:
+        checks += cpu_info(figures, GROUP, _cpu_case(case), "native gthread")
     mine = figures.find(GROUP, "threads per open socket", "bridge")
     base = figures.find(GROUP, "threads per open socket", "native gthread")
     if mine is not None and base is not None:

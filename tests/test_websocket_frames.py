@@ -98,6 +98,8 @@ def bad_frames(masked: bool) -> dict[str, bytes]:
         "rsv1 set": frame(0xC1, b"hi", masked),
         "masked the wrong way": frame(0x82, b"hi", not masked),
         "length in 2 bytes where 1 would do": frame(0x82, b"abcde", masked, 126),
+        # 128 bytes (132 masked) in all, 126 after the header's first two (and key).
+        "length in 2 bytes where 1 would do, read alone": frame(0x82, b"x" * 124, masked, 126),
         "length in 8 bytes where 2 would do": frame(0x82, b"x" * 300, masked, 127),
         "length with the top bit": frame(0x82, b"x", masked, 1 << 63),
         "reserved data opcode": frame(0x83, b"", masked),
@@ -220,6 +222,25 @@ def test_whole_data_frames_never_reach_wsproto(side: str) -> None:
     assert [event.data for event in events if isinstance(event, (TextMessage, BytesMessage))] == [
         data for size in (0, 10, 200, 70_000) for data in ("x" * size, b"y" * size)
     ]
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("bad", [None, *bad_frames(False)])
+def test_one_frame_per_read_gives_what_wsproto_gives(side: str, bad: str | None) -> None:
+    """Each read one frame: the short path for a lone short frame, and its refusals."""
+    peer = sender(side)
+    frames = [peer.send(TextMessage("é" * size)) for size in (0, 1, 62)]
+    frames += [peer.send(BytesMessage(b"b" * size)) for size in (0, 1, 125, 126)]
+    frames += [frame(0x81, b"x" * 125, side == "client"), frame(0x82, b"", side == "client")]
+    if bad is not None:
+        frames.append(bad_frames(side == "client")[bad])
+    frames += [peer.send(TextMessage("after")), close_frame(side)]
+    data = b"".join(frames)
+    places = list(itertools.accumulate(len(each) for each in frames[:-1]))
+    expected = through_wsproto(side, data, places)
+    assert ("text", "after") in expected[0] or bad is not None
+    assert through_whole_frames(side, data, places) == expected
+    assert through_whole_frames(side, data, places, limit=1) == expected
 
 
 @pytest.mark.parametrize("side", SIDES)

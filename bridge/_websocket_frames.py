@@ -82,7 +82,7 @@ class WholeFrames:
                 yield from self._from_wsproto()
             return
         if not self._size and not self._fragmented:
-            message = self._one_short_frame(data)
+            message = _one_short_frame(data, self._masked)
             if message is not None:
                 yield message
                 return
@@ -125,26 +125,6 @@ class WholeFrames:
             if conn.state is not ConnectionState.CLOSED:
                 conn.receive_data(rest)
                 yield from self._from_wsproto()
-
-    def _one_short_frame(self, data: bytes) -> Event | None:
-        """The message when ``data`` is one whole frame of under 126 bytes that reads
-        here (the common case, without the general path's bookkeeping); else None."""
-        if len(data) < 2:
-            return None
-        b0, b1 = data[0], data[1]
-        head = 6 if self._masked else 2
-        length = len(data) - head  # under 126, the message limit does not matter
-        if length > 125 or b1 != length | (0x80 if self._masked else 0):
-            return None
-        payload = mask(data[6:], data[2:6]) if self._masked else data[2:]
-        if b0 == 0x82:
-            return BytesMessage(data=payload)
-        if b0 == 0x81:
-            try:
-                return TextMessage(data=payload.decode("utf-8"))
-            except UnicodeDecodeError:
-                return None  # the general path gives wsproto's close event
-        return None
 
     def _from_wsproto(self) -> Iterator[Event]:
         for event in self._conn.events():
@@ -246,3 +226,25 @@ class WholeFrames:
                 self._offset = want
                 want = 0
         return b"".join(parts)
+
+
+def _one_short_frame(data: bytes, masked: bool) -> Event | None:
+    """The message when ``data`` is one whole frame of under 126 bytes that
+    :class:`WholeFrames` reads itself (the common case, without its general path's
+    bookkeeping); else None."""
+    if len(data) < 2:
+        return None
+    b0, b1 = data[0], data[1]
+    head = 6 if masked else 2
+    length = len(data) - head  # under 126, the message limit does not matter
+    if length > 125 or b1 != length | (0x80 if masked else 0):
+        return None
+    payload = mask(data[6:], data[2:6]) if masked else data[2:]
+    if b0 == 0x82:
+        return BytesMessage(data=payload)
+    if b0 == 0x81:
+        try:
+            return TextMessage(data=payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            return None  # the general path gives wsproto's close event
+    return None

@@ -74,7 +74,7 @@ class WholeFrames:
         self._passing = False  # wsproto reported a close: everything goes to it
 
     def events(self, data: bytes) -> Iterator[Event]:
-        """The events in ``data`` and the bytes before it, in the app's order."""
+        """The events in ``data`` and the bytes before it, in the peer's order."""
         conn = self._conn
         if self._passing:
             if conn.state is not ConnectionState.CLOSED:
@@ -94,8 +94,9 @@ class WholeFrames:
                 if not taken:
                     return
                 self._through -= taken
+                piece = self._take(taken)
                 if conn.state is not ConnectionState.CLOSED:
-                    conn.receive_data(self._take(taken))
+                    conn.receive_data(piece)
                     yield from self._from_wsproto()
                 continue
             if not self._whole:

@@ -194,6 +194,8 @@ def data_frame(message: str | bytes) -> tuple[bytes, ...]:
 
 
 _keys: list[bytes] = []
+if hasattr(os, "register_at_fork"):  # a forked worker draws keys of its own
+    os.register_at_fork(after_in_child=_keys.clear)
 
 
 def masking_key() -> bytes:

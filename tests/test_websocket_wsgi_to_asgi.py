@@ -9,6 +9,7 @@ outlives the session. Every wait is bounded.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, cast
 
@@ -339,3 +340,25 @@ def test_masking_keys_are_fresh_across_pool_refills() -> None:
     keys = [masking_key() for _ in range(5000)]
     assert all(len(key) == 4 for key in keys)
     assert len(set(keys)) > 4990  # 5,000 random 32-bit keys: a repeat or two at most
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_process_draws_masking_keys_of_its_own() -> None:
+    from bridge._websocket_w2a_wire import masking_key
+
+    masking_key()  # the pool is full
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next keys, to the parent
+        try:
+            os.write(write, b"".join(masking_key() for _ in range(8)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            child = pipe.read()
+    finally:
+        os.waitpid(pid, 0)
+    parent = b"".join(masking_key() for _ in range(8))
+    assert len(child) == 32 and child != parent

@@ -55,7 +55,6 @@ class WholeFrames:
         "_size",
         "_text",
         "_through",
-        "_whole",
     )
 
     def __init__(self, conn: Connection, limit: int, *, masked: bool) -> None:
@@ -65,8 +64,7 @@ class WholeFrames:
         self._chunks: list[bytes] = []  # bytes not yet parsed; the first from _offset
         self._offset = 0
         self._size = 0  # bytes in _chunks after _offset
-        self._whole = 0  # the current frame's length, header included, when read here
-        self._head = 0  # that frame's header length
+        self._head = 0  # the header's length of the frame to read here; 0: none parsed
         self._length = 0  # its payload's
         self._text = False  # that frame is text
         self._through = 0  # bytes of the current frame still to hand to wsproto
@@ -99,15 +97,15 @@ class WholeFrames:
                     conn.receive_data(piece)
                     yield from self._from_wsproto()
                 continue
-            if not self._whole:
+            if not self._head:
                 if not self._parse_header():
                     return
                 if self._through:
                     continue
-            if self._size < self._whole:
+            if self._size < self._head + self._length:
                 return
-            self._whole = 0
             header = self._take(self._head)
+            self._head = 0
             raw = self._take(self._length)
             payload = mask(raw, header[-4:]) if self._masked else raw
             if self._text:
@@ -135,7 +133,7 @@ class WholeFrames:
 
     def _parse_header(self) -> bool:
         """Read the next frame's header: True when it is whole (the frame is then
-        either one to read here, ``_whole``, or one to hand on, ``_through``)."""
+        either one to read here, ``_head``, or one to hand on, ``_through``)."""
         if self._size < 2:
             return False
         first = self._chunks[0]
@@ -168,7 +166,6 @@ class WholeFrames:
             and length <= self._limit
             and not self._fragmented
         ):
-            self._whole = size + length
             self._head = size
             self._text = opcode == 1
             self._length = length

@@ -246,9 +246,10 @@ def child_pids(parent: int) -> list[int]:
     return [pid for _, pid in sorted(found)]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid``, all its threads."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
+def cpu_seconds(pid: int, *, thread: int | None = None) -> float:
+    """User and system CPU time of process ``pid``, all its threads (or one ``thread``)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    with open(path, "rb") as stat:
         fields = stat.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

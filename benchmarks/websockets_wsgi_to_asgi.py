@@ -19,7 +19,12 @@ compression. Each round measures both in turn:
   less its count before the first socket, over 16;
 * for information, the server process's CPU time (all threads, from ``/proc``) per
   round trip or message: the ratio a CPU-bound server would reach, steadier than
-  the rates on a shared machine.
+  the rates on a shared machine;
+* for information, the ceiling: a third server, uvicorn echoing with a plain ASGI
+  app (``plain``), measured in the same rounds, gives uvicorn's own CPU per message.
+  Native CPU over the bridge's app threads (all but the loop's) plus that is the
+  ratio a bridge whose relay cost nothing would reach; the bridge's loop thread less
+  uvicorn's own is the relay's share.
 
 Targets: round trips at least 0.5 of native, 1 MiB messages at least 0.8 of native,
 at most one thread per open socket more than native. The figure is the median of
@@ -52,6 +57,8 @@ _CASES = (
     ("1 MiB messages, 1 socket", "MiB/s"),
 )
 _IMPLS = (("native gthread", "native"), ("bridge", "bridged"))
+_PLAIN = "uvicorn, plain ASGI echo"
+_APP_THREADS = "bridge, app threads"
 
 
 def _flask_app() -> Any:
@@ -71,6 +78,21 @@ def _flask_app() -> Any:
 
     sock.route("/echo")(echo)
     return app
+
+
+async def plain(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """uvicorn's own cost: the same echo as a plain ASGI app (and ``ok`` for HTTP)."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+    elif (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({**message, "type": "websocket.send"})
 
 
 def __getattr__(name: str) -> Any:
@@ -160,6 +182,7 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
     servers = {
         "native": _GthreadServer("gunicorn-gthread", "native", log_dir=log_dir, module=module),
         "bridged": Server("uvicorn", "bridged", log_dir=log_dir, module=module),
+        "plain": Server("uvicorn", "plain", log_dir=log_dir, module=module),
     }
     figures = Figures()
     with running(list(servers.values())):
@@ -171,15 +194,20 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             asyncio.run(_round_trips(urls[app], MANY, min(seconds, 1.0)))  # warm-up
         workers = {app: server.worker_pid() for app, server in servers.items()}
         for _round in range(rounds):
-            for impl, app in _IMPLS:
+            for impl, app in (*_IMPLS, (_PLAIN, "plain")):
                 worker = workers[app]
                 assert worker is not None, app
                 for index, (case, unit) in enumerate(_CASES):
                     cpu = cpu_seconds(worker)
+                    loop = cpu_seconds(worker, thread=worker)  # uvicorn's loop: the main thread
                     count, elapsed = asyncio.run(_case(index, urls[app], seconds))
                     cpu = cpu_seconds(worker) - cpu
-                    figures.add(GROUP, case, impl, unit, count / elapsed)
+                    loop = cpu_seconds(worker, thread=worker) - loop
+                    if app != "plain":
+                        figures.add(GROUP, case, impl, unit, count / elapsed)
                     figures.add(GROUP, _cpu_case(case), impl, "s", cpu / count)
+                    if app == "bridged":
+                        figures.add(GROUP, _cpu_case(case), _APP_THREADS, "s", (cpu - loop) / count)
     checks = [
         at_least_ratio(
             figures,
@@ -205,6 +233,7 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
     )
     for case, _unit in _CASES:
         checks += cpu_info(figures, GROUP, _cpu_case(case), "native gthread")
+        checks += _ceiling(figures, _cpu_case(case))
     mine = figures.find(GROUP, "threads per open socket", "bridge")
     base = figures.find(GROUP, "threads per open socket", "native gthread")
     if mine is not None and base is not None:
@@ -223,6 +252,40 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
             )
         )
     return figures, checks
+
+
+def _ceiling(figures: Figures, case: str) -> list[Check]:
+    """An info row: the ratio a bridge whose relay cost nothing would reach, by CPU.
+
+    Native CPU over the bridge's app threads plus uvicorn echoing by itself: what
+    any bridge under uvicorn pays at least. The note gives the relay's own share
+    (the bridge's loop thread less uvicorn's echo).
+    """
+    found = [figures.find(GROUP, case, impl) for impl in ("native gthread", "bridge")]
+    app_threads = figures.find(GROUP, case, _APP_THREADS)
+    uvicorn = figures.find(GROUP, case, _PLAIN)
+    native, bridge = found
+    if native is None or bridge is None or app_threads is None or uvicorn is None:
+        return []
+    floor = app_threads.median + uvicorn.median
+    relay = bridge.median - floor
+    unit = "ms" if case.startswith("1 MiB") else "µs"
+    scale = 1e3 if unit == "ms" else 1e6
+    return [
+        Check(
+            GROUP,
+            f"{case}, ceiling: the bridge's app threads plus uvicorn's own echo (info)",
+            floor,
+            "s",
+            "info",
+            None,
+            baseline=native.median,
+            baseline_label="native gthread",
+            ratio=native.median / floor,
+            ratio_label="native / ceiling",
+            note=f"the relay's share: {relay * scale:.1f} {unit} of {bridge.median * scale:.1f}",
+        )
+    ]
 
 
 async def _case(index: int, url: str, seconds: float) -> tuple[int, float]:

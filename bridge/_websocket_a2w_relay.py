@@ -67,6 +67,7 @@ from wsproto.handshake import H11Handshake
 from ._websocket_a2w_limits import Limits
 from ._websocket_a2w_session import Session, Wire
 from ._websocket_a2w_writes import WOULD_BLOCK
+from ._websocket_messages import shut as shut_socket
 from .types import Message
 
 if TYPE_CHECKING:
@@ -280,10 +281,7 @@ class Relay:
         self._ended = True
         sock = self._sock
         if shut:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already gone
+            shut_socket(sock)
         if self._taken:
             sock.settimeout(self._timeout)
         self._finished.set()

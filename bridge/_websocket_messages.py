@@ -4,11 +4,12 @@
 ``WSGIToASGI``'s joins the WSGI app's into ``websocket.send``. Either way a close code
 that only stands for what was not sent goes on as a normal closure, and a whole message
 is written as one frame behind the same header (:func:`data_frame_header`), masked or
-not by the side that writes it.
+not by the side that writes it, and a socket is shut down the same way (:func:`shut`).
 """
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any, Final
 
@@ -68,3 +69,11 @@ class Joiner:
             return {"type": self._kind, "text": "".join(parts)}, size
         whole = data if len(parts) == 1 else b"".join(parts)
         return {"type": self._kind, "bytes": whole}, size
+
+
+def shut(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
+    """``shutdown()`` that ignores a socket already shut or closed."""
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass

@@ -20,7 +20,8 @@ import anyio
 
 from ._loop import CallSoon, post
 from ._threads import wake_without_preempting
-from ._websocket_w2a_wire import response_head, shut
+from ._websocket_messages import shut
+from ._websocket_w2a_wire import response_head
 from ._wsgi_response import HEADERS_HELD, WSGIResponse, close_iterable
 from .exceptions import ClientDisconnected
 from .types import Environ, ExcInfo, WSGIApp

@@ -20,7 +20,8 @@ from typing import Protocol, cast
 
 import anyio
 
-from ._websocket_w2a_wire import RECEIVE_SIZE, shut
+from ._websocket_messages import shut
+from ._websocket_w2a_wire import RECEIVE_SIZE
 
 WRITE_HIGH_WATER = 65536
 """Bytes of earlier frames the asyncio transport may hold before a write waits."""

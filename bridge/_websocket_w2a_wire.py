@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -220,11 +219,3 @@ def response_head(status: int, reason: str, headers: list[tuple[bytes, bytes]]) 
         lines.append(b"connection: close\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
-
-
-def shut(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
-    """``shutdown()`` that ignores a socket already shut or closed."""
-    try:
-        sock.shutdown(how)
-    except OSError:
-        pass

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from ._websocket_messages import data_frame_header
+from ._websocket_messages import JOIN_LIMIT, data_frame_header
 
 Buffer = bytes | bytearray | memoryview
 
@@ -23,8 +23,6 @@ WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLW
 """What a non-blocking socket, or a TLS one, raises when it cannot go on now."""
 _GATHER: Final = 64
 """Buffers written by one sendmsg()."""
-JOIN_LIMIT: Final = 16384
-"""Payloads up to this size are copied behind their header: one buffer, one write."""
 
 
 class WriteQueue:

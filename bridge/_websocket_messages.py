@@ -35,6 +35,15 @@ def data_frame_header(text: bool, length: int, masked: bool) -> bytes:
     return struct.pack("!BBQ", first, mask_bit | 127, length)
 
 
+JOIN_LIMIT: Final = 16384
+"""A frame's payload up to this size is copied behind its header, to be written as one
+buffer; a larger one stays a buffer of its own, written after the header in the same
+system call (``sendmsg``, or the transport's ``writelines``). Joining costs a copy of
+the payload, a second buffer a little per call: on a socket pair, and on uvloop's
+transport, they cost the same between 8 and 16 KiB. 16 KiB is also a TLS record's
+largest payload, so a joined frame goes out in one record."""
+
+
 TOO_LARGE: Final[tuple[Message, int]] = ({"type": "websocket.too_large"}, -1)
 """What :meth:`Joiner.add` returns for a message over the size limit (compared by identity)."""
 

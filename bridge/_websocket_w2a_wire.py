@@ -17,15 +17,13 @@ from dataclasses import dataclass
 import h11
 
 from ._websocket_masking import mask
-from ._websocket_messages import data_frame_header
+from ._websocket_messages import JOIN_LIMIT, data_frame_header
 from .exceptions import WSGIProtocolError
 
 RECEIVE_SIZE = 262144
 """Bytes read from the socket at a time (as asyncio's transports read): the relay
 holds at most this much unparsed."""
 
-_JOIN_BELOW = 65536
-"""A frame's payload shorter than this is joined to its header: one part to write."""
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 # Headers of the handshake itself, or of HTTP/1.1 framing: the ASGI server writes its
 # own, so they are not passed on with websocket.accept or a denial.
@@ -179,15 +177,15 @@ def data_frame(message: str | bytes) -> tuple[bytes, ...]:
     The same bytes as wsproto's ``Connection.send`` of a finished message, with a
     fresh key from ``os.urandom``, masked in C where it can be
     (:mod:`bridge._websocket_masking`), and one copy of the payload instead of four:
-    a large payload stays a part of its own after the header and key, written with
-    them in one system call. Data frames change no state of the connection, so
+    a payload over ``JOIN_LIMIT`` stays a part of its own after the header and key,
+    written with them in one system call. Data frames change no state of the connection, so
     control frames still go through it.
     """
     text = isinstance(message, str)
     payload = message.encode("utf-8") if isinstance(message, str) else message
     head = data_frame_header(text, len(payload), masked=True)
     key = masking_key()
-    if len(payload) < _JOIN_BELOW:
+    if len(payload) <= JOIN_LIMIT:
         return (head + key + mask(payload, key),)
     return head + key, mask(payload, key)
 

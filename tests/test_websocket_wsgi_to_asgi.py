@@ -312,8 +312,28 @@ async def test_garbage_from_the_app_fails_the_connection(garbage: bytes, app_cod
 
 @pytest.mark.parametrize(
     "message",
-    ["", "é" * 70000, b"", b"x" * 125, b"y" * 126, b"z" * 65535, bytes(range(256)) * 256],
-    ids=["empty-text", "long-text", "empty-bytes", "125", "126", "65535", "65536"],
+    [
+        "",
+        "é" * 70000,
+        b"",
+        b"x" * 125,
+        b"y" * 126,
+        b"j" * 16384,
+        b"k" * 16385,
+        b"z" * 65535,
+        bytes(range(256)) * 256,
+    ],
+    ids=[
+        "empty-text",
+        "long-text",
+        "empty-bytes",
+        "125",
+        "126",
+        "16384",
+        "16385",
+        "65535",
+        "65536",
+    ],
 )
 def test_a_data_frame_is_one_whole_masked_message(message: str | bytes) -> None:
     from wsproto.connection import Connection, ConnectionType
@@ -323,7 +343,7 @@ def test_a_data_frame_is_one_whole_masked_message(message: str | bytes) -> None:
     parts = data_frame(message)
     frame = b"".join(parts)
     size = len(message.encode() if isinstance(message, str) else message)
-    assert len(parts) == (2 if size >= 65536 else 1), "a large payload is a part of its own"
+    assert len(parts) == (2 if size > 16384 else 1), "a large payload is a part of its own"
     assert frame[1] & 0x80, "the client's frames are masked"
     server = Connection(ConnectionType.SERVER)  # refuses unmasked frames
     server.receive_data(frame)

@@ -1,8 +1,8 @@
 """A WSGI app's WebSockets behind real ASGI servers, through ``bridge.WSGIToASGI``.
 
 flask-sock routes (``apps/flask_sock_app.py``) under uvicorn (its default WebSocket
-implementation and wsproto), hypercorn's asyncio worker and hypercorn's trio
-worker, with the ``websockets`` library as the client; Flask-SocketIO in
+implementation and wsproto), hypercorn's asyncio worker, hypercorn's trio worker and
+granian's ASGI interface, with the ``websockets`` library as the client; Flask-SocketIO in
 ``threading`` mode with python-socketio's client on the websocket transport; many
 sockets at once beside plain HTTP; a server shutting down; and a ``Mount``. Every
 wait is bounded.
@@ -39,6 +39,7 @@ SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "uvicorn-wsproto": ("uvicorn", ("--loop", "asyncio", "--ws", "wsproto")),
     "hypercorn-asyncio": ("hypercorn", ("--worker-class", "asyncio")),
     "hypercorn-trio": ("hypercorn", ("--worker-class", "trio")),
+    "granian": ("granian", ("--interface", "asgi")),
 }
 FLASK_SOCK = "tests.integration.apps.flask_sock_app"
 OPEN_AT_ONCE = 80
@@ -116,6 +117,10 @@ def test_client_close_with_code_and_reason_reaches_the_handler(server: RunningSe
         # Hypercorn reports every close by the client as 1006 (pgjones/hypercorn#127),
         # which the bridge passes on as a connection that ended without a close frame.
         assert stats(server)["endings"][token] == [1005, None]
+    elif server.name == "granian":
+        # Granian's websocket.disconnect has the client's code but no reason (the
+        # key came with ASGI 2.5): the bridge passes on what it gets.
+        assert stats(server)["endings"][token] == [4002, ""]
     else:
         assert stats(server)["endings"][token] == [4002, "client says bye"]
 

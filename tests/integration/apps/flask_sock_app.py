@@ -53,6 +53,16 @@ def websocket_threads() -> list[str]:
     ]
 
 
+def python_threads() -> list[str]:
+    """The process's Python threads, less the server's own foreign ones (granian's
+    runtime threads show up as "Dummy" threads once they call into Python)."""
+    return [
+        thread.name
+        for thread in threading.enumerate()
+        if not isinstance(thread, threading._DummyThread)
+    ]
+
+
 @flask_app.get("/")
 def index() -> str:
     return "ok"
@@ -64,7 +74,8 @@ def stats() -> Response:
         return jsonify(
             handlers=_running,
             endings=dict(_endings),
-            threads=threading.active_count(),
+            threads=len(python_threads()),
+            thread_names=python_threads(),
             websocket_threads=websocket_threads(),
         )
 

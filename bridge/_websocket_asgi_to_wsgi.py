@@ -47,8 +47,12 @@ WEBSOCKET_SUPPORT: Final = {
     "one worker thread per open WebSocket)",
     "waitress": "no: waitress offers no socket (upgrade requests reach the app as HTTP)",
     "wsgiref": "no: wsgiref offers no socket (upgrade requests reach the app as HTTP)",
+    "granian": "no: granian's WSGI interface offers no socket; its ASGI interface "
+    "serves them (an ASGI app, or WSGIToASGI(app))",
 }
-"""Whether an ASGI app's WebSockets work under each WSGI server ``python -m bridge`` runs."""
+"""Whether WebSockets work where a server ``python -m bridge`` runs serves its app with
+its WSGI interface: a WSGI app as it is, or an ASGI app through ``ASGIToWSGI``. Both
+need the connection's socket (flask-sock and Flask-SocketIO look for the same keys)."""
 
 
 class ConnectionHandedBack(BridgeError, ConnectionError):

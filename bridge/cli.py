@@ -140,6 +140,18 @@ def _describe(app: Any, interface: Interface) -> str:
     return f"{_DESCRIPTIONS[interface]} ({kind.__module__}.{kind.__qualname__})"
 
 
+def _websockets_under(server: Server, app: Any, speaks: Literal["asgi", "wsgi"]) -> str:
+    """Whether the app's WebSockets work when ``server`` serves it (see ``_inspect``)."""
+    if server.interface_for(speaks) == "wsgi":
+        return WEBSOCKET_SUPPORT.get(server.name, "no: it offers no socket")
+    if speaks == "wsgi" and not isinstance(app, ASGIToWSGI):
+        return (
+            "yes, through WSGIToASGI (flask-sock, Flask-SocketIO in threading mode; "
+            "one thread per open WebSocket, up to max_websockets)"
+        )
+    return "yes"
+
+
 def _inspect(import_string: str) -> int:
     app = _load(import_string)
     interface = _interface_of(app)
@@ -168,8 +180,7 @@ def _inspect(import_string: str) -> int:
             how = "through ASGIToWSGI" if speaks == "asgi" else "through WSGIToASGI"
         state = "" if server.is_installed() else " (not installed)"
         _say(f"  served by {server.name}{state}: {how}")
-        if server.speaks == "wsgi" and (interface != "wsgi" or isinstance(app, ASGIToWSGI)):
-            _say(f"    websockets: {WEBSOCKET_SUPPORT.get(server.name, 'no: it offers no socket')}")
+        _say(f"    websockets: {_websockets_under(server, app, speaks)}")
     from ._websocket_masking import AVAILABLE  # loads wsproto: only here, not with bridge
 
     if AVAILABLE:

@@ -1,5 +1,4 @@
-"""``python -m bridge inspect`` says whether an ASGI app's WebSockets work under each
-WSGI server."""
+"""``python -m bridge inspect`` says whether an app's WebSockets work under each server."""
 
 from __future__ import annotations
 
@@ -8,29 +7,52 @@ import pytest
 from bridge.cli import main
 
 
+def _websockets_lines(lines: list[str]) -> dict[str, str]:
+    """Each server's ``websockets:`` line, by the server's name."""
+    said: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        if line.startswith("  served by "):
+            name = line.removeprefix("  served by ").split(":")[0].split(" ")[0]
+            said[name] = lines[index + 1].strip()
+    return said
+
+
 @pytest.mark.parametrize(
     "app", ["tests.fixtures_pkg.apps:bridged", "tests.fixtures_pkg.apps:mounted"]
 )
-def test_inspect_says_where_websockets_work(capsys: pytest.CaptureFixture[str], app: str) -> None:
+def test_inspect_says_where_an_asgi_apps_websockets_work(
+    capsys: pytest.CaptureFixture[str], app: str
+) -> None:
     assert main(["inspect", app]) == 0
-    lines = capsys.readouterr().out.splitlines()
-
-    def after(server: str) -> str:
-        index = next(i for i, line in enumerate(lines) if line.startswith(f"  served by {server}"))
-        return lines[index + 1].strip()
-
-    assert after("gunicorn").startswith("websockets: yes (gunicorn's sync and gthread workers")
-    assert after("waitress") == (
+    said = _websockets_lines(capsys.readouterr().out.splitlines())
+    assert said["gunicorn"].startswith("websockets: yes (gunicorn's sync and gthread workers")
+    assert said["waitress"] == (
         "websockets: no: waitress offers no socket (upgrade requests reach the app as HTTP)"
     )
-    assert after("wsgiref").startswith("websockets: no: wsgiref offers no socket")
+    assert said["wsgiref"].startswith("websockets: no: wsgiref offers no socket")
+    assert said["uwsgi"] == said["mod_wsgi"] == "websockets: no: it offers no socket"
+    # The ASGI servers serve the ASGI app itself (ASGIToWSGI's is unwrapped); granian
+    # serves each app with the app's own interface.
+    assert said["uvicorn"] == said["hypercorn"] == "websockets: yes"
+    if app.endswith(":bridged"):
+        assert said["granian"].startswith("websockets: no: granian's WSGI interface")
+    else:
+        assert said["granian"] == "websockets: yes"
 
 
-def test_inspect_says_nothing_of_websockets_for_a_wsgi_app(
+def test_inspect_says_where_a_wsgi_apps_websockets_work(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["inspect", "tests.fixtures_pkg.apps:wsgi_app"]) == 0
-    assert "websockets:" not in capsys.readouterr().out
+    said = _websockets_lines(capsys.readouterr().out.splitlines())
+    through = "websockets: yes, through WSGIToASGI (flask-sock, Flask-SocketIO"
+    assert said["uvicorn"].startswith(through)
+    assert said["hypercorn"].startswith(through)
+    # Granian serves a WSGI app with its WSGI interface, which hands over no socket.
+    assert said["granian"].startswith("websockets: no: granian's WSGI interface offers no socket")
+    assert said["gunicorn"].startswith("websockets: yes (gunicorn's sync and gthread workers")
+    assert said["waitress"].startswith("websockets: no: waitress offers no socket")
+    assert len(said) == 8, said
 
 
 @pytest.mark.parametrize("available", [True, False])

@@ -2,7 +2,8 @@
 
 Each server configuration runs once for the module: gunicorn's sync worker,
 gunicorn gthread with 8 threads, and werkzeug's threaded development server, all
-serving ``tests/integration/apps/fastapi_websocket_app.py``. The client is the
+serving ``tests/integration/apps/fastapi_websocket_app.py``; waitress and granian's
+WSGI interface, which hand over no socket, answer an upgrade as plain HTTP. The client is the
 ``websockets`` library, or a raw wsproto client where a test needs the bytes on the
 wire. Tests that need a one-thread server start their own.
 """
@@ -59,6 +60,11 @@ ONE_THREAD = {
     "werkzeug": Config(WERKZEUG, (), False),
 }
 """Servers that serve one connection at a time: a stuck WSGI thread would show."""
+NO_SOCKET = {
+    "waitress": Config("waitress", (), True),
+    "granian-wsgi": Config("granian", (), True),
+}
+"""Servers that hand the app no socket: an upgrade request is plain HTTP there."""
 
 ERROR_MARKS = ("Traceback", "[ERROR]", "Error handling request", "Error on request", "Exception")
 
@@ -319,3 +325,18 @@ def test_an_exception_after_accept_is_logged_once_by_the_server(single: Target) 
     log = single.log_since(offset)
     # Raised to the server once the client has its close: the server logs it, once.
     assert log.count(f"RuntimeError: {shared.SECRET}") == 1, log
+
+
+@pytest.mark.parametrize("name", list(NO_SOCKET))
+def test_without_a_socket_an_upgrade_is_answered_as_plain_http(
+    serve: ServeFn, marker_dir: Path, name: str
+) -> None:
+    with contextlib.contextmanager(_serve)(serve, NO_SOCKET[name], marker_dir) as target:
+        # The app gets an http scope: FastAPI has no http route at /ws/echo.
+        with pytest.raises(InvalidStatus) as refused:
+            target.connect("/ws/echo").close()
+        assert refused.value.response.status_code == 404
+        answer = httpx.get(target.server.url, timeout=TIMEOUT)
+        assert answer.status_code == 200, target.server.describe()
+        log = target.log_since(0)
+        assert not any(mark in log for mark in ERROR_MARKS), target.server.describe(200)

@@ -214,6 +214,12 @@ def at_most_value(
     )
 
 
+def cpu_case(case: str) -> str:
+    """The name of the ``server CPU per ...`` figure beside a WebSocket case."""
+    per = "message" if case.startswith("1 MiB") else "round trip"
+    return f"{case}: server CPU per {per}"
+
+
 def cpu_info(figures: Figures, group: str, case: str, baseline: str) -> list[Check]:
     """An info row for a ``... server CPU per ...`` case, bridge against ``baseline``:
     the ratio a CPU-bound server would reach (none when either figure is missing)."""

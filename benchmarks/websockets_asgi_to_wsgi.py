@@ -42,6 +42,7 @@ from .report import (
     at_least_ratio,
     at_most_value,
     checks_table,
+    cpu_case,
     cpu_info,
     figures_table,
 )
@@ -228,9 +229,7 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
                     count = measure(server.port, case, seconds)
                     cpu = cpu_seconds(worker) - cpu
                     figures.add(GROUP, case, impl, unit, count / seconds)
-                    figures.add(
-                        GROUP, f"{case}: server CPU per {_per(case)}", impl, "s", cpu / count
-                    )
+                    figures.add(GROUP, cpu_case(case), impl, "s", cpu / count)
     checks = [
         at_least_ratio(
             figures,
@@ -244,7 +243,7 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         for (case, _), target in zip(_CASES, (0.5, 0.5, 0.8), strict=True)
     ]
     for case, _ in _CASES:
-        checks += cpu_info(figures, GROUP, f"{case}: server CPU per {_per(case)}", "native uvicorn")
+        checks += cpu_info(figures, GROUP, cpu_case(case), "native uvicorn")
     checks.append(
         at_most_value(
             figures,
@@ -255,10 +254,6 @@ def run(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[Check
         )
     )
     return figures, checks
-
-
-def _per(case: str) -> str:
-    return "message" if case.startswith("1 MiB") else "round trip"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .report import Check, Figures, at_least_ratio, checks_table, cpu_info, figures_table
+from .report import (
+    Check,
+    Figures,
+    at_least_ratio,
+    checks_table,
+    cpu_case,
+    cpu_info,
+    figures_table,
+    fmt,
+)
 from .servers import CLIENT_CPU, Server, cpu_seconds, pin_prefix, pinning_available, running
 
 GROUP = "websockets"
@@ -205,9 +214,9 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
                     loop = cpu_seconds(worker, thread=worker) - loop
                     if app != "plain":
                         figures.add(GROUP, case, impl, unit, count / elapsed)
-                    figures.add(GROUP, _cpu_case(case), impl, "s", cpu / count)
+                    figures.add(GROUP, cpu_case(case), impl, "s", cpu / count)
                     if app == "bridged":
-                        figures.add(GROUP, _cpu_case(case), _APP_THREADS, "s", (cpu - loop) / count)
+                        figures.add(GROUP, cpu_case(case), _APP_THREADS, "s", (cpu - loop) / count)
     checks = [
         at_least_ratio(
             figures,
@@ -232,8 +241,8 @@ def measure(rounds: int, seconds: float, log_dir: Path) -> tuple[Figures, list[C
         )
     )
     for case, _unit in _CASES:
-        checks += cpu_info(figures, GROUP, _cpu_case(case), "native gthread")
-        checks += _ceiling(figures, _cpu_case(case))
+        checks += cpu_info(figures, GROUP, cpu_case(case), "native gthread")
+        checks += _ceiling(figures, cpu_case(case))
     mine = figures.find(GROUP, "threads per open socket", "bridge")
     base = figures.find(GROUP, "threads per open socket", "native gthread")
     if mine is not None and base is not None:
@@ -261,16 +270,14 @@ def _ceiling(figures: Figures, case: str) -> list[Check]:
     any bridge under uvicorn pays at least. The note gives the relay's own share
     (the bridge's loop thread less uvicorn's echo).
     """
-    found = [figures.find(GROUP, case, impl) for impl in ("native gthread", "bridge")]
+    native = figures.find(GROUP, case, "native gthread")
+    bridge = figures.find(GROUP, case, "bridge")
     app_threads = figures.find(GROUP, case, _APP_THREADS)
     uvicorn = figures.find(GROUP, case, _PLAIN)
-    native, bridge = found
     if native is None or bridge is None or app_threads is None or uvicorn is None:
         return []
     floor = app_threads.median + uvicorn.median
-    relay = bridge.median - floor
-    unit = "ms" if case.startswith("1 MiB") else "µs"
-    scale = 1e3 if unit == "ms" else 1e6
+    relay = fmt(bridge.median - floor, "s")
     return [
         Check(
             GROUP,
@@ -283,7 +290,7 @@ def _ceiling(figures: Figures, case: str) -> list[Check]:
             baseline_label="native gthread",
             ratio=native.median / floor,
             ratio_label="native / ceiling",
-            note=f"the relay's share: {relay * scale:.1f} {unit} of {bridge.median * scale:.1f}",
+            note=f"the relay's share: {relay} of {fmt(bridge.median, 's')}",
         )
     ]
 
@@ -293,11 +300,6 @@ async def _case(index: int, url: str, seconds: float) -> tuple[int, float]:
     if index == 2:
         return await _large(url, seconds)
     return await _round_trips(url, 1 if index == 0 else MANY, seconds)
-
-
-def _cpu_case(case: str) -> str:
-    per = "message" if case.startswith("1 MiB") else "round trip"
-    return f"{case}: server CPU per {per}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,7 @@ class WriteQueue:
         FIN, the opcode, no mask, the length) and the payload as it is; wsproto keeps
         no state for it (its ``send`` builds the same bytes, copying the payload three
         times). A large payload stays a buffer of its own, gathered with its header
-        into one ``sendmsg()`` by the relay.
+        into one ``sendmsg()`` by :meth:`send_to`.
         """
         length = len(payload)
         header = data_frame_header(text, length, masked=False)

@@ -178,8 +178,8 @@ def data_frame(message: str | bytes) -> tuple[bytes, ...]:
     fresh key from ``os.urandom``, masked in C where it can be
     (:mod:`bridge._websocket_masking`), and one copy of the payload instead of four:
     a payload over ``JOIN_LIMIT`` stays a part of its own after the header and key,
-    written with them in one system call. Data frames change no state of the connection, so
-    control frames still go through it.
+    written with them in one system call. Data frames change no state of the
+    connection, so control frames still go through it.
     """
     text = isinstance(message, str)
     payload = message.encode("utf-8") if isinstance(message, str) else message
